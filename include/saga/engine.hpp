@@ -1,0 +1,223 @@
+#pragma once
+/// @file engine.hpp
+/// The orchestrator: starts instances, advances them, persists every transition before its
+/// messages leave (outbox), consumes replies and events (inbox), fires durable timers,
+/// compensates, and recovers what a previous process left.
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <saga/clock.hpp>
+#include <saga/definition.hpp>
+#include <saga/endpoint_policy.hpp>
+#include <saga/error.hpp>
+#include <saga/observer.hpp>
+#include <saga/state_store.hpp>
+#include <saga/status.hpp>
+#include <saga/transport.hpp>
+
+namespace saga {
+
+namespace detail {
+class engine_impl;
+}
+
+/// Options of an engine.
+struct engine_options {
+    /// worker threads `run()` uses (>= 1)
+    std::size_t workers = 2;
+    /// the endpoint this engine consumes replies and events from (`reply_to` of its commands)
+    std::string endpoint = "saga.engine";
+    /// the clock; default: a new `system_clock`
+    std::shared_ptr<saga::clock> clock;
+    /// timeout of a remote step attempt when the step sets none
+    duration default_remote_timeout = std::chrono::seconds{30};
+    /// how the engine consumes its endpoint
+    consumer_options consumer;
+    /// seed of backoff jitter (runs with the same seed and inputs back off the same way)
+    std::uint64_t seed = 0;
+};
+
+/// Options of one start.
+struct start_options {
+    /// the saga id; empty: a new unique id. Starting an id that exists returns it unchanged.
+    std::string id;
+    /// the business key (e.g. a campaign id), for lists, events and locks
+    std::string correlation_key;
+    /// hold a lock on `correlation_key` while the instance is not terminal: a second exclusive
+    /// start with the same key is `errc::lock_held`
+    bool exclusive = false;
+    /// the definition version; default: the highest registered
+    std::optional<std::uint32_t> version;
+    /// W3C trace context to continue
+    std::string traceparent;
+};
+
+/// One step (or for-each item) as `query` shows it.
+struct step_view {
+    std::string name;
+    /// "local", "remote", "wait", "parallel", "for_each" or "item"
+    std::string kind;
+    step_status status = step_status::pending;
+    std::uint32_t attempts = 0;
+    std::uint32_t compensation_attempts = 0;
+    std::string error;
+    std::optional<time_point> started_at;
+    std::optional<time_point> finished_at;
+    /// for-each steps: item counts and per-item results
+    std::size_t items_total = 0;
+    std::size_t items_completed = 0;
+    std::size_t items_failed = 0;
+    std::vector<item_result> items;
+};
+
+/// An instance as `query` shows it.
+struct instance_view {
+    std::string id;
+    std::string definition;
+    std::uint32_t definition_version = 0;
+    std::uint64_t version = 0;
+    saga_status status = saga_status::running;
+    std::string correlation_key;
+    nlohmann::json data;
+    /// why it failed or was cancelled (empty otherwise)
+    std::string error;
+    std::vector<step_view> steps;
+    /// 0 to 100: settled units of work over all units
+    double percent_complete = 0;
+    /// steps running, retrying or waiting now
+    std::vector<std::string> current_steps;
+    time_point created_at{};
+    time_point updated_at{};
+
+    /// The data as `Data`, or `errc::bad_data`.
+    template <class Data>
+    [[nodiscard]] result<Data> data_as() const {
+        try {
+            return data.get<Data>();
+        } catch (const std::exception& e) {
+            return error{errc::bad_data, e.what()};
+        }
+    }
+    /// The view of step `name`, or null.
+    [[nodiscard]] const step_view* step(std::string_view name) const {
+        for (const auto& s : steps)
+            if (s.name == name) return &s;
+        return nullptr;
+    }
+};
+
+/// The saga engine. Thread-safe; every public call may be made from any thread.
+class engine {
+public:
+    engine(std::shared_ptr<state_store> store, std::shared_ptr<transport> transport,
+           engine_options options = {});
+    ~engine();
+    engine(const engine&) = delete;
+    engine& operator=(const engine&) = delete;
+
+    /// Registers a definition (name and version). Registering the same name and version twice
+    /// is `errc::already_exists`.
+    template <class Data>
+    result<void> add(const definition<Data>& d) {
+        return add_model(d.model());
+    }
+
+    /// Starts an instance of the definition `name` with `data`; returns its id once the new
+    /// instance is durable. With `options.id` of an existing instance, returns that id and
+    /// starts nothing (idempotent start).
+    template <class Data>
+    result<std::string> start(std::string_view name, const Data& data, start_options options = {}) {
+        nlohmann::json j;
+        try {
+            j = data;
+        } catch (const std::exception& e) {
+            return error{errc::bad_data, std::string("cannot convert saga data to json: ") + e.what()};
+        }
+        return start_json(name, std::move(j), std::move(options));
+    }
+    /// Same, with the data already as JSON (validated against the definition's Data type).
+    result<std::string> start_json(std::string_view name, nlohmann::json data, start_options options = {});
+
+    /// Delivers the signal `name` to instance `id`. If no wait for it is open yet it is kept
+    /// until one opens. `errc::not_found` for an unknown id, `errc::saga_finished` if the
+    /// instance is terminal.
+    result<void> signal(std::string_view id, std::string_view name,
+                        nlohmann::json payload = nlohmann::json::object());
+
+    /// The instance now: status, per-step state, attempts, percent complete, current steps.
+    [[nodiscard]] result<instance_view> query(std::string_view id);
+
+    /// Cancels instance `id`: no new step starts, running ones settle, completed ones are
+    /// compensated and the instance ends `cancelled`. `errc::past_pivot` after the pivot,
+    /// `errc::saga_finished` if it is already settled.
+    result<void> cancel(std::string_view id, std::string_view reason = {});
+
+    /// Completes with the instance's view once it is settled (see `is_settled`).
+    /// Signature: `void(saga::result<saga::instance_view>)`.
+    template <class Token>
+    auto async_wait(std::string id, Token&& token) {
+        return boost::asio::async_initiate<Token, void(result<instance_view>)>(
+            [this](auto handler, std::string sid) {
+                using H = decltype(handler);
+                auto h = std::make_shared<H>(std::move(handler));
+                auto ex = boost::asio::get_associated_executor(*h, get_executor());
+                add_waiter(sid, [h, ex](result<instance_view> r) mutable {
+                    boost::asio::post(ex, [h, r = std::move(r)]() mutable { (*h)(std::move(r)); });
+                });
+            },
+            token, std::move(id));
+    }
+    /// Blocks until instance `id` is settled. Needs the engine to be running on other threads
+    /// (`run()`), else it would wait forever.
+    [[nodiscard]] result<instance_view> wait(std::string_view id);
+
+    /// Sets the rate limit and circuit breaker of remote steps sending to `endpoint`.
+    void set_endpoint_policy(const std::string& endpoint, endpoint_policy policy);
+    /// The circuit state of `endpoint` (closed when it has no breaker).
+    [[nodiscard]] circuit_state endpoint_circuit(const std::string& endpoint);
+    /// Adds a lifecycle observer.
+    void add_observer(std::shared_ptr<observer> o);
+
+    /// Starts consuming the endpoint and recovers the store's unfinished instances, timers and
+    /// outbox. Called by `run` and `run_until_idle` when not done yet; idempotent.
+    result<void> open();
+    /// Runs the engine on `workers` threads (this one included) until `stop()`.
+    result<void> run();
+    /// Runs handlers on this thread until nothing is left to do now (timers in the future do
+    /// not count). Returns how many handlers ran. With a `virtual_clock`, pair it with
+    /// `virtual_clock::advance` to drive time.
+    std::size_t run_until_idle();
+    /// Like `run_until_idle`, advancing the virtual clock to the next wake-up whenever idle,
+    /// until no wake-up is pending or `limit` of virtual time has passed. `errc::invalid_state`
+    /// unless the clock is a `virtual_clock`.
+    result<void> run_until_settled(duration limit = std::chrono::hours{24 * 365});
+    /// Graceful stop: stops consuming, lets the handlers running now finish, and makes `run`
+    /// return. Committed work is never lost; unreleased outbox messages go on the next open.
+    void stop();
+
+    /// The engine's executor (participants in the same process may run on it).
+    [[nodiscard]] boost::asio::any_io_executor get_executor();
+    /// The engine's clock.
+    [[nodiscard]] saga::clock& clock();
+    /// Instances cached in memory (not settled).
+    [[nodiscard]] std::size_t active_instances() const;
+
+private:
+    result<void> add_model(std::shared_ptr<const detail::model> m);
+    void add_waiter(const std::string& id, std::function<void(result<instance_view>)> fn);
+    std::unique_ptr<detail::engine_impl> impl_;
+};
+
+}  // namespace saga
