@@ -121,7 +121,7 @@ result<void> validate(const model& m, const std::vector<std::string>& build_erro
     if (auto r = m.default_compensation_retry.validate(); !r)
         return invalid(fmt::format("definition '{}': default compensation {}", m.name, r.error().message));
     validator v{m, {}, false};
-    if (auto r = v.check_sequence(m.steps, true, fmt::format("definition '{}'", m.name)); !r)
+    if (auto r = v.check_sequence(m.steps, true, "the saga"); !r)
         return invalid(fmt::format("definition '{}': {}", m.name, r.error().message));
     return success();
 }

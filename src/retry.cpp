@@ -16,6 +16,8 @@ std::uint64_t mix(std::uint64_t x) {
 }  // namespace
 
 duration retry_policy::backoff(std::uint32_t attempt, std::uint64_t seed) const {
+    // Zero stays zero: 0 * pow() overflowed to infinity would be NaN, and llround(NaN) garbage.
+    if (initial_backoff.count() <= 0) return duration{0};
     const double base = static_cast<double>(initial_backoff.count()) *
                         std::pow(multiplier, static_cast<double>(attempt > 0 ? attempt - 1 : 0));
     const double capped = std::min(base, static_cast<double>(max_backoff.count()));

@@ -107,7 +107,7 @@ struct instance_view {
         try {
             return data.get<Data>();
         } catch (const std::exception& e) {
-            return error{errc::bad_data, e.what()};
+            return saga::error{errc::bad_data, e.what()};
         }
     }
     /// The view of step `name`, or null.
@@ -217,7 +217,7 @@ public:
 private:
     result<void> add_model(std::shared_ptr<const detail::model> m);
     void add_waiter(const std::string& id, std::function<void(result<instance_view>)> fn);
-    std::unique_ptr<detail::engine_impl> impl_;
+    std::shared_ptr<detail::engine_impl> impl_;
 };
 
 }  // namespace saga

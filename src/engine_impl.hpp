@@ -1,0 +1,224 @@
+#pragma once
+// The engine's private machinery. One `instance` actor per saga instance: its inputs (replies,
+// timers, local results, refreshes) are processed one at a time on the instance's strand; each
+// input yields at most one transition, committed before anything it causes leaves the process.
+
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <saga/engine.hpp>
+
+#include "instance_state.hpp"
+
+namespace saga::detail {
+
+namespace asio = boost::asio;
+using json = nlohmann::json;
+
+/// A registered definition with lookup tables.
+struct compiled_definition {
+    std::shared_ptr<const model> m;
+    std::unordered_map<std::string, const node*> nodes;
+    std::unordered_set<const node*> after_pivot;
+};
+
+/// Something that happened to an instance.
+struct input {
+    enum class kind { refresh, reply, timer, local_done, wake };
+    input() = default;
+    explicit input(kind k) : what(k) {}
+    kind what = kind::refresh;
+    // reply
+    envelope message;
+    std::shared_ptr<delivery> from;
+    // timer
+    std::string timer_id;
+    json timer_payload;
+    // local_done
+    std::string unit;
+    std::uint32_t attempt = 0;
+    std::uint64_t generation = 0;
+    bool compensation = false;
+    std::optional<error> outcome;
+};
+
+struct launch {
+    std::string unit;
+    std::uint32_t attempt = 0;
+    bool compensation = false;
+};
+
+/// A transition being computed.
+struct tx {
+    time_point now{};
+    std::vector<history_entry> history;
+    std::vector<outbox_record> outbox;
+    std::vector<timer_record> timers_set;
+    std::vector<std::string> timers_cleared;
+    std::vector<std::string> inbox;
+    std::vector<launch> launches;
+    bool local_ran = false;
+    bool need_continue = false;
+    std::optional<duration> wake_after;
+
+    [[nodiscard]] bool changed() const {
+        return !history.empty() || !timers_cleared.empty() || !timers_set.empty() || !inbox.empty();
+    }
+};
+
+struct instance {
+    instance(std::string sid, asio::io_context& ctx) : id(std::move(sid)), strand(asio::make_strand(ctx)) {}
+    std::string id;
+    asio::strand<asio::io_context::executor_type> strand;
+    // Everything below is touched only on `strand`.
+    bool loaded = false;
+    instance_record record;
+    instance_state state;
+    std::shared_ptr<data_box> data;
+    std::shared_ptr<const compiled_definition> def;
+    std::uint64_t generation = 0;
+    std::deque<input> mailbox;
+    bool busy = false;
+    bool wake_armed = false;
+    std::map<std::string, clock::timer_id> armed;
+    std::map<std::string, std::uint32_t> live;  // async local units running here
+    std::map<std::string, std::shared_ptr<asio::cancellation_signal>> cancels;
+};
+
+struct endpoint_runtime {
+    explicit endpoint_runtime(endpoint_policy p, time_point now) : bucket(p.rate, now), breaker(p.breaker) {}
+    token_bucket bucket;
+    circuit_breaker breaker;
+};
+
+enum class progress { done, blocked, failed };
+
+class engine_impl : public std::enable_shared_from_this<engine_impl> {
+public:
+    engine_impl(std::shared_ptr<state_store> store, std::shared_ptr<transport> transport,
+                engine_options options);
+    ~engine_impl();
+
+    result<void> add_model(std::shared_ptr<const model> m);
+    result<std::string> start(std::string_view name, json data, start_options options);
+    result<void> signal(std::string_view id, std::string_view name, json payload,
+                        std::string message_id = {});
+    result<instance_view> query(std::string_view id);
+    result<void> cancel(std::string_view id, std::string_view reason);
+    void add_waiter(const std::string& id, std::function<void(result<instance_view>)> fn);
+    void set_endpoint_policy(const std::string& endpoint, endpoint_policy policy);
+    circuit_state endpoint_circuit(const std::string& endpoint);
+    void add_observer(std::shared_ptr<observer> o);
+    result<void> open();
+    result<void> run();
+    std::size_t run_until_idle();
+    result<void> run_until_settled(duration limit);
+    void stop();
+    asio::any_io_executor executor() { return ctx_.get_executor(); }
+    saga::clock& clock() { return *clock_; }
+    std::size_t active_instances() const;
+
+private:
+    // registry and cache
+    std::shared_ptr<const compiled_definition> find_definition(std::string_view name,
+                                                               std::optional<std::uint32_t> version) const;
+    std::shared_ptr<instance> get_instance(const std::string& id);
+    void evict(const std::shared_ptr<instance>& inst);
+    endpoint_runtime& endpoint(const std::string& name);
+
+    // the actor
+    void post_input(const std::string& id, input in);
+    void pump(const std::shared_ptr<instance>& inst);
+    void process(const std::shared_ptr<instance>& inst, input in);
+    result<void> load(instance& inst, bool keep_live_data);
+    void commit(const std::shared_ptr<instance>& inst, tx t, input in);
+    void on_committed(const std::shared_ptr<instance>& inst, result<void> r, instance_record next, tx t,
+                      input in);
+    void retry_later(const std::string& id, input in, duration delay);
+    void schedule_wake(const std::shared_ptr<instance>& inst, const tx& t);
+
+    // transitions
+    void handle(instance& inst, tx& t, input& in);
+    void handle_reply(instance& inst, tx& t, const envelope& e);
+    void handle_timer(instance& inst, tx& t, const std::string& id, const json& payload);
+    void handle_local_done(instance& inst, tx& t, const input& in);
+    void advance(instance& inst, tx& t);
+    void advance_once(instance& inst, tx& t);
+    progress drive_sequence(instance& inst, tx& t, const std::vector<node>& steps);
+    progress drive_node(instance& inst, tx& t, const node& n);
+    progress drive_for_each(instance& inst, tx& t, const node& n);
+    void drive_compensation(instance& inst, tx& t);
+    void start_attempt(instance& inst, tx& t, const node& n, const std::string& key);
+    void attempt_done(instance& inst, tx& t, const node& n, const std::string& key,
+                      std::optional<error> err, bool timed_out = false);
+    void complete_unit(instance& inst, tx& t, const node& n, const std::string& key);
+    void unit_failed(instance& inst, tx& t, const node& n, const std::string& key, const error& err);
+    void fail_saga(instance& inst, tx& t, const std::string& reason);
+    void begin_compensation(instance& inst, tx& t, const std::string& reason);
+    void start_wait(instance& inst, tx& t, const node& n, const std::string& key);
+    void try_consume_signal(instance& inst, tx& t, const node& n, const std::string& key);
+    void skip(instance& inst, tx& t, const node& n);
+    void start_compensation(instance& inst, tx& t, const node& n, const std::string& key);
+    void compensation_done(instance& inst, tx& t, const node& n, const std::string& key,
+                           std::optional<error> err);
+    void settle(instance& inst, tx& t, saga_status status, const char* event);
+
+    // helpers
+    void history(instance& inst, tx& t, std::string event, std::string step = {}, std::uint32_t attempt = 0,
+                 json detail = json::object());
+    void set_timer(instance& inst, tx& t, std::string id, time_point due, json payload);
+    void clear_unit_timers(instance& inst, tx& t, const std::string& key);
+    const node* node_of(const instance& inst, std::string_view key) const;
+    const json* item_of(const instance& inst, const std::string& key) const;
+    step_context context(const instance& inst, const std::string& key, std::uint32_t attempt,
+                         bool compensating) const;
+    envelope make_envelope(const instance& inst, const std::string& key, std::uint32_t attempt,
+                           message_kind kind, command cmd, std::string idempotency_key) const;
+    retry_policy retry_for(const instance& inst, const node& n) const;
+    retry_policy compensation_retry_for(const instance& inst, const node& n) const;
+    bool halted(const instance& inst) const;
+    bool is_live(const instance& inst, const tx& t, const std::string& key) const;
+    void launch_async(const std::shared_ptr<instance>& inst, const launch& l);
+    void arm(const std::shared_ptr<instance>& inst, const timer_record& t);
+    void release(outbox_record rec, std::uint32_t tries);
+    void notify(const instance_record& record, std::span<const history_entry> entries);
+    void settle_waiters(const std::string& id, const result<instance_view>& view);
+    instance_view make_view(const instance_record& record, const instance_state& state) const;
+    void on_delivery(const std::shared_ptr<delivery>& d);
+    void recover();
+
+    std::shared_ptr<state_store> store_;
+    std::shared_ptr<transport> transport_;
+    engine_options options_;
+    std::shared_ptr<saga::clock> clock_;
+    asio::io_context ctx_;
+
+    mutable std::mutex mutex_;  // guards the maps below
+    std::map<std::string, std::map<std::uint32_t, std::shared_ptr<const compiled_definition>>, std::less<>> defs_;
+    std::unordered_map<std::string, std::shared_ptr<instance>> instances_;
+    std::unordered_map<std::string, std::unique_ptr<endpoint_runtime>> endpoints_;
+    std::vector<std::shared_ptr<observer>> observers_;
+    std::unordered_map<std::string, std::vector<std::shared_ptr<std::function<void(result<instance_view>)>>>> waiters_;
+
+    std::mutex open_mutex_;
+    bool opened_ = false;
+    std::atomic<bool> stopping_{false};
+    std::unique_ptr<subscription> subscription_;
+    std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+};
+
+}  // namespace saga::detail
