@@ -6,53 +6,73 @@ namespace saga {
 
 // ---- system_clock ---------------------------------------------------------------------------
 
-system_clock::system_clock() : thread_([this] { loop(); }) {}
+// The wake-up thread shares this with the clock, so that the clock may even be destroyed from a
+// callback running on that thread (the thread is then detached and finishes on its own).
+struct system_clock::shared {
+    std::mutex mutex;
+    std::condition_variable cv;
+    std::multimap<time_point, std::pair<timer_id, std::function<void()>>> calls;
+    timer_id next_id = 1;
+    bool stopping = false;
+};
+
+system_clock::system_clock() : shared_(std::make_shared<shared>()) {
+    thread_ = std::thread([s = shared_] { loop(s); });
+}
 
 system_clock::~system_clock() {
     {
-        std::lock_guard lock(mutex_);
-        stopping_ = true;
+        std::lock_guard lock(shared_->mutex);
+        shared_->stopping = true;
+        shared_->calls.clear();
     }
-    cv_.notify_all();
-    thread_.join();
+    shared_->cv.notify_all();
+    if (thread_.get_id() == std::this_thread::get_id()) {
+        thread_.detach();
+    } else {
+        thread_.join();
+    }
 }
 
 time_point system_clock::now() const { return std::chrono::system_clock::now(); }
 
 clock::timer_id system_clock::call_at(time_point at, std::function<void()> fn) {
-    std::lock_guard lock(mutex_);
-    const auto id = next_id_++;
-    const bool earliest = calls_.empty() || at < calls_.begin()->first;
-    calls_.emplace(at, std::pair{id, std::move(fn)});
-    if (earliest) cv_.notify_all();
+    std::lock_guard lock(shared_->mutex);
+    const auto id = shared_->next_id++;
+    const bool earliest = shared_->calls.empty() || at < shared_->calls.begin()->first;
+    shared_->calls.emplace(at, std::pair{id, std::move(fn)});
+    if (earliest) shared_->cv.notify_all();
     return id;
 }
 
 void system_clock::cancel(timer_id id) {
-    std::lock_guard lock(mutex_);
-    for (auto it = calls_.begin(); it != calls_.end(); ++it)
+    std::function<void()> dropped;  // destroyed outside the lock
+    std::lock_guard lock(shared_->mutex);
+    for (auto it = shared_->calls.begin(); it != shared_->calls.end(); ++it)
         if (it->second.first == id) {
-            calls_.erase(it);
+            dropped = std::move(it->second.second);
+            shared_->calls.erase(it);
             return;
         }
 }
 
-void system_clock::loop() {
-    std::unique_lock lock(mutex_);
-    while (!stopping_) {
-        if (calls_.empty()) {
-            cv_.wait(lock);
+void system_clock::loop(const std::shared_ptr<shared>& s) {
+    std::unique_lock lock(s->mutex);
+    while (!s->stopping) {
+        if (s->calls.empty()) {
+            s->cv.wait(lock);
             continue;
         }
-        const auto due = calls_.begin()->first;
+        const auto due = s->calls.begin()->first;
         if (std::chrono::system_clock::now() < due) {
-            cv_.wait_until(lock, due);
+            s->cv.wait_until(lock, due);
             continue;
         }
-        auto fn = std::move(calls_.begin()->second.second);
-        calls_.erase(calls_.begin());
+        auto fn = std::move(s->calls.begin()->second.second);
+        s->calls.erase(s->calls.begin());
         lock.unlock();
         fn();
+        fn = nullptr;
         lock.lock();
     }
 }

@@ -1,8 +1,6 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/prefer.hpp>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -115,9 +113,14 @@ engine_impl::engine_impl(std::shared_ptr<state_store> store, std::shared_ptr<tra
       options_(std::move(options)),
       clock_(options_.clock ? options_.clock : std::make_shared<system_clock>()) {
     if (options_.workers == 0) options_.workers = 1;
+    lifeline_->engine = this;
 }
 
 engine_impl::~engine_impl() {
+    {
+        std::unique_lock lock(lifeline_->mutex);
+        lifeline_->engine = nullptr;
+    }
     stop();
     std::lock_guard lock(mutex_);
     for (auto& [id, inst] : instances_)
@@ -323,9 +326,9 @@ result<void> engine_impl::cancel(std::string_view id, std::string_view reason) {
 
 void engine_impl::post_input(const std::string& id, input in) {
     auto inst = get_instance(id);
-    asio::post(inst->strand, [self = shared_from_this(), inst, in = std::move(in)]() mutable {
+    asio::post(inst->strand, [this, inst, in = std::move(in)]() mutable {
         inst->mailbox.push_back(std::move(in));
-        self->pump(inst);
+        pump(inst);
     });
 }
 
@@ -427,10 +430,13 @@ void engine_impl::commit(const std::shared_ptr<instance>& inst, tx t, input in) 
         input in;
     };
     auto p = std::make_shared<pending>(pending{std::move(next), std::move(t), std::move(in)});
-    auto work = asio::prefer(ctx_.get_executor(), asio::execution::outstanding_work.tracked);
-    store_->async_commit(std::move(tr), [self = shared_from_this(), inst, p, work](result<void> r) {
-        asio::post(inst->strand, [self, inst, p, r = std::move(r)]() mutable {
-            self->on_committed(inst, std::move(r), std::move(p->next), std::move(p->t), std::move(p->in));
+    begin_external();
+    store_->async_commit(std::move(tr), [life = lifeline_, inst, p](result<void> r) {
+        with_engine(life, [&](engine_impl& self) {
+            asio::post(inst->strand, [&self, inst, p, r = std::move(r)]() mutable {
+                self.on_committed(inst, std::move(r), std::move(p->next), std::move(p->t), std::move(p->in));
+            });
+            self.end_external();
         });
     });
 }
@@ -484,58 +490,39 @@ void engine_impl::schedule_wake(const std::shared_ptr<instance>& inst, const tx&
     // after a restart the step is simply tried again).
     if (!t.wake_after || inst->wake_armed) return;
     inst->wake_armed = true;
-    std::weak_ptr<engine_impl> w = shared_from_this();
-    clock_->call_at(t.now + *t.wake_after, [w, id = inst->id] {
-        if (auto self = w.lock()) self->post_input(id, input{input::kind::wake});
+    clock_->call_at(t.now + *t.wake_after, [life = lifeline_, id = inst->id] {
+        with_engine(life, [&](engine_impl& self) { self.post_input(id, input{input::kind::wake}); });
     });
 }
 
 void engine_impl::retry_later(const std::string& id, input in, duration delay) {
-    std::weak_ptr<engine_impl> w = shared_from_this();
     auto p = std::make_shared<input>(std::move(in));
-    clock_->call_at(clock_->now() + delay, [w, id, p] {
-        if (auto self = w.lock()) self->post_input(id, std::move(*p));
+    clock_->call_at(clock_->now() + delay, [life = lifeline_, id, p] {
+        with_engine(life, [&](engine_impl& self) { self.post_input(id, std::move(*p)); });
     });
 }
 
 void engine_impl::arm(const std::shared_ptr<instance>& inst, const timer_record& tr) {
     if (auto it = inst->armed.find(tr.id); it != inst->armed.end()) clock_->cancel(it->second);
-    std::weak_ptr<engine_impl> w = shared_from_this();
-    inst->armed[tr.id] = clock_->call_at(tr.due, [w, id = inst->id, tid = tr.id, payload = tr.payload] {
-        auto self = w.lock();
-        if (!self) return;
-        input in{input::kind::timer};
-        in.timer_id = tid;
-        in.timer_payload = payload;
-        self->post_input(id, std::move(in));
+    inst->armed[tr.id] = clock_->call_at(tr.due, [life = lifeline_, id = inst->id, tid = tr.id, payload = tr.payload] {
+        with_engine(life, [&](engine_impl& self) {
+            input in{input::kind::timer};
+            in.timer_id = tid;
+            in.timer_payload = payload;
+            self.post_input(id, std::move(in));
+        });
     });
 }
 
 void engine_impl::release(outbox_record rec, std::uint32_t tries) {
-    auto work = asio::prefer(ctx_.get_executor(), asio::execution::outstanding_work.tracked);
-    std::weak_ptr<engine_impl> w = shared_from_this();
     auto destination = rec.destination;
     auto message = rec.message;
     const bool topic = rec.topic;
-    auto done = [w, rec = std::move(rec), tries, work](result<void> r) mutable {
-        auto self = w.lock();
-        if (!self) return;
-        if (r) {
-            std::string id = rec.message.message_id;
-            if (auto a = self->store_->ack_outbox(std::span<const std::string>(&id, 1)); !a)
-                warn(fmt::format("outbox ack of message {} failed: {}", id, a.error().what()));
-            return;
-        }
-        // The message stays in the outbox; send it again with backoff.
-        const auto delay = retry_policy{.initial_backoff = std::chrono::milliseconds{100},
-                                        .max_backoff = std::chrono::seconds{30}}
-                               .backoff(tries + 1, std::hash<std::string>{}(rec.message.message_id));
-        if (tries == 0 || tries % 20 == 0)
-            warn(fmt::format("sending message {} to '{}' failed (will retry): {}", rec.message.message_id,
-                             rec.destination, r.error().what()));
-        auto p = std::make_shared<outbox_record>(std::move(rec));
-        self->clock_->call_at(self->clock_->now() + delay, [w, p, tries] {
-            if (auto s = w.lock()) s->release(std::move(*p), tries + 1);
+    begin_external();
+    auto done = [life = lifeline_, rec = std::move(rec), tries](result<void> r) mutable {
+        with_engine(life, [&](engine_impl& self) {
+            self.released(std::move(rec), tries, std::move(r));
+            self.end_external();
         });
     };
     if (topic) {
@@ -543,6 +530,36 @@ void engine_impl::release(outbox_record rec, std::uint32_t tries) {
     } else {
         transport_->async_send(destination, std::move(message), std::move(done));
     }
+}
+
+void engine_impl::begin_external() {
+    std::lock_guard lock(external_mutex_);
+    if (external_++ == 0) external_work_.emplace(ctx_.get_executor());
+}
+
+void engine_impl::end_external() {
+    std::lock_guard lock(external_mutex_);
+    if (--external_ == 0) external_work_.reset();
+}
+
+void engine_impl::released(outbox_record rec, std::uint32_t tries, result<void> r) {
+    if (r) {
+        std::string id = rec.message.message_id;
+        if (auto a = store_->ack_outbox(std::span<const std::string>(&id, 1)); !a)
+            warn(fmt::format("outbox ack of message {} failed: {}", id, a.error().what()));
+        return;
+    }
+    // The message stays in the outbox; send it again with backoff.
+    const auto delay = retry_policy{.initial_backoff = std::chrono::milliseconds{100},
+                                    .max_backoff = std::chrono::seconds{30}}
+                           .backoff(tries + 1, std::hash<std::string>{}(rec.message.message_id));
+    if (tries == 0 || tries % 20 == 0)
+        warn(fmt::format("sending message {} to '{}' failed (will retry): {}", rec.message.message_id,
+                         rec.destination, r.error().what()));
+    auto p = std::make_shared<outbox_record>(std::move(rec));
+    clock_->call_at(clock_->now() + delay, [life = lifeline_, p, tries] {
+        with_engine(life, [&](engine_impl& self) { self.release(std::move(*p), tries + 1); });
+    });
 }
 
 void engine_impl::launch_async(const std::shared_ptr<instance>& inst, const launch& l) {
@@ -561,17 +578,25 @@ void engine_impl::launch_async(const std::shared_ptr<instance>& inst, const laun
     auto item = std::make_shared<json>(item_ptr ? *item_ptr : json());
     const bool has_item = item_ptr != nullptr;
     const auto gen = inst->generation;
-    auto body = [a = &a, def, data, item, has_item, ctx]() -> asio::awaitable<std::optional<error>> {
+    // The coroutine's result is a plain struct: co_spawn default-constructs it on exceptions, and
+    // g++ 12 reports a false "maybe uninitialized" for std::optional there.
+    struct outcome {
+        bool failed = false;
+        error err{};
+    };
+    auto body = [a = &a, def, data, item, has_item, ctx]() -> asio::awaitable<outcome> {
         auto r = co_await a->async(*data, has_item ? item.get() : nullptr, *ctx);
-        if (r) co_return std::nullopt;
-        co_return r.error();
+        if (r) co_return outcome{};
+        co_return outcome{true, r.error()};
     };
     asio::co_spawn(
         inst->strand, std::move(body),
         asio::bind_cancellation_slot(
             // The handler owns the signal: it must outlive the operation bound to its slot.
-            sig->slot(), [self = shared_from_this(), id = inst->id, l, gen, sig](std::exception_ptr ep,
-                                                                             std::optional<error> out) {
+            sig->slot(), [this, id = inst->id, l, gen, sig](std::exception_ptr ep,
+                                                                                  outcome result) {
+                std::optional<error> out;
+                if (result.failed) out = std::move(result.err);
                 input in{input::kind::local_done};
                 in.unit = l.unit;
                 in.attempt = l.attempt;
@@ -587,7 +612,7 @@ void engine_impl::launch_async(const std::shared_ptr<instance>& inst, const laun
                     }
                 }
                 in.outcome = std::move(out);
-                self->post_input(id, std::move(in));
+                post_input(id, std::move(in));
             }));
 }
 
@@ -1546,8 +1571,8 @@ void engine_impl::recover() {
     if (auto timers = store_->timers(); timers) {
         for (const auto& tr : timers.value()) {
             auto inst = get_instance(tr.saga_id);
-            asio::post(inst->strand, [self = shared_from_this(), inst, tr] {
-                if (!inst->armed.contains(tr.id)) self->arm(inst, tr);
+            asio::post(inst->strand, [this, inst, tr] {
+                if (!inst->armed.contains(tr.id)) arm(inst, tr);
             });
         }
     } else {
@@ -1563,11 +1588,10 @@ void engine_impl::recover() {
 result<void> engine_impl::open() {
     std::lock_guard lock(open_mutex_);
     if (opened_) return success();
-    std::weak_ptr<engine_impl> w = shared_from_this();
     SAGA_TRY(auto sub, transport_->consume(
                            options_.endpoint, ctx_.get_executor(),
-                           [w](std::shared_ptr<delivery> d) {
-                               if (auto self = w.lock()) self->on_delivery(d);
+                           [life = lifeline_](std::shared_ptr<delivery> d) {
+                               with_engine(life, [&](engine_impl& self) { self.on_delivery(d); });
                            },
                            options_.consumer));
     subscription_ = std::move(sub);

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -107,7 +108,18 @@ struct endpoint_runtime {
 
 enum class progress { done, blocked, failed };
 
-class engine_impl : public std::enable_shared_from_this<engine_impl> {
+class engine_impl;
+
+/// How callbacks from other threads (clock, store, transport) reach the engine without owning
+/// it: they lock `mutex` and use `engine` only if it is still set. The engine clears it first
+/// thing in its destructor, so it is always destroyed on its owner's thread and no callback runs
+/// into a half-destroyed engine.
+struct lifeline {
+    std::shared_mutex mutex;  // shared by callbacks, exclusive for the destructor
+    engine_impl* engine = nullptr;
+};
+
+class engine_impl {
 public:
     engine_impl(std::shared_ptr<state_store> store, std::shared_ptr<transport> transport,
                 engine_options options);
@@ -195,6 +207,7 @@ private:
     void launch_async(const std::shared_ptr<instance>& inst, const launch& l);
     void arm(const std::shared_ptr<instance>& inst, const timer_record& t);
     void release(outbox_record rec, std::uint32_t tries);
+    void released(outbox_record rec, std::uint32_t tries, result<void> r);
     void notify(const instance_record& record, std::span<const history_entry> entries);
     void settle_waiters(const std::string& id, const result<instance_view>& view);
     instance_view make_view(const instance_record& record, const instance_state& state) const;
@@ -219,6 +232,22 @@ private:
     std::atomic<bool> stopping_{false};
     std::unique_ptr<subscription> subscription_;
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+    // Operations completing on other threads (store commits, transport sends) keep the
+    // io_context from running out of work, so run_until_idle waits for them; counted here rather
+    // than by a tracked executor in the callback, which could outlive the engine.
+    std::mutex external_mutex_;
+    std::size_t external_ = 0;
+    std::optional<asio::executor_work_guard<asio::io_context::executor_type>> external_work_;
+    void begin_external();
+    void end_external();
+    std::shared_ptr<lifeline> lifeline_ = std::make_shared<lifeline>();
 };
+
+/// Runs `fn(engine)` if the engine behind `l` is still alive.
+template <class Fn>
+void with_engine(const std::shared_ptr<lifeline>& l, Fn&& fn) {
+    std::shared_lock lock(l->mutex);
+    if (l->engine) fn(*l->engine);
+}
 
 }  // namespace saga::detail

@@ -49,12 +49,9 @@ public:
     void cancel(timer_id id) override;
 
 private:
-    void loop();
-    std::mutex mutex_;
-    std::condition_variable cv_;
-    std::multimap<time_point, std::pair<timer_id, std::function<void()>>> calls_;
-    timer_id next_id_ = 1;
-    bool stopping_ = false;
+    struct shared;
+    static void loop(const std::shared_ptr<shared>& s);
+    std::shared_ptr<shared> shared_;
     std::thread thread_;
 };
 

@@ -51,7 +51,9 @@ struct consumer_options {
 class subscription {
 public:
     virtual ~subscription() = default;
-    /// Stops deliveries; messages handed out and not acked are redelivered later.
+    /// Stops deliveries and waits until no handler of this consumer is running (except one on
+    /// the calling thread), so that what the handler uses may be destroyed afterwards. Messages
+    /// handed out and not acked are delivered again later.
     virtual void stop() = 0;
 };
 

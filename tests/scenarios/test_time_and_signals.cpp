@@ -276,3 +276,82 @@ TEST_CASE("an exclusive start holds the correlation key until the instance is te
     auto third = w.eng->start("approval", approval{}, {.correlation_key = "campaign-7", .exclusive = true});
     CHECK(third);
 }
+
+TEST_CASE("events on the transport reach waiting sagas by saga id or by correlation key", "[engine][signal][event]") {
+    world w;
+    REQUIRE(w.eng->add(approval_definition(w.log)));
+    REQUIRE(w.transport->subscribe("reviews", "saga.engine"));
+    auto by_id = w.eng->start("approval", approval{"ada"});
+    auto by_key1 = w.eng->start("approval", approval{"bob"}, {.correlation_key = "campaign-9"});
+    auto by_key2 = w.eng->start("approval", approval{"cy"}, {.correlation_key = "campaign-9"});
+    REQUIRE((by_id && by_key1 && by_key2));
+    w.eng->run_until_idle();
+
+    auto publish = [&](envelope e) {
+        e.kind = message_kind::event;
+        e.type = "approved";
+        bool ok = false;
+        w.transport->async_publish("reviews", std::move(e), [&](result<void> r) { ok = static_cast<bool>(r); });
+        REQUIRE(ok);
+    };
+    envelope to_one;
+    to_one.message_id = "event-1";
+    to_one.saga_id = by_id.value();
+    to_one.payload = {{"by", "reviewer"}};
+    publish(to_one);
+    envelope to_key;
+    to_key.message_id = "event-2";
+    to_key.correlation_id = "campaign-9";
+    to_key.payload = {{"by", "bulk"}};
+    publish(to_key);
+    publish(to_key);  // the same event twice: the inbox keeps it from counting twice
+    w.eng->run_until_idle();
+
+    CHECK(w.view(by_id.value()).data_as<approval>().value().approver == "reviewer");
+    for (const auto& id : {by_key1.value(), by_key2.value()}) {
+        auto v = w.view(id);
+        CHECK(v.status == saga_status::completed);
+        CHECK(v.data_as<approval>().value().approver == "bulk");
+        CHECK(count_of(w.events_of(id), "signal_received") == 1);
+    }
+}
+
+TEST_CASE("a new engine on the same store resumes what the previous one left unfinished", "[engine][recovery]") {
+    auto clock = std::make_shared<virtual_clock>();
+    auto store = std::make_shared<inmemory::memory_store>();
+    auto transport = std::make_shared<inmemory::memory_transport>(clock);
+    journal log;
+    std::string waiting;
+    std::string retrying;
+    {
+        engine first(store, transport, {.clock = clock});
+        REQUIRE(first.add(approval_definition(log)));
+        definition_builder<approval> b("flaky", 1);
+        auto calls = std::make_shared<int>(0);
+        b.local("try", [calls](approval&) -> result<void> {
+             if (++*calls < 3) return transient_error("not yet");
+             return success();
+         }).retry(retry_policy::exponential(5, std::chrono::minutes{1}, std::chrono::minutes{10}));
+        REQUIRE(first.add(std::move(b).build().value()));
+        waiting = first.start("approval", approval{"ada"}).value();
+        retrying = first.start("flaky", approval{}).value();
+        first.run_until_idle();
+        CHECK(first.query(waiting).value().status == saga_status::waiting);
+        CHECK(first.query(retrying).value().step("try")->status == step_status::retrying);
+    }  // the first engine goes away with a retry timer pending and a saga waiting
+
+    engine second(store, transport, {.clock = clock});
+    REQUIRE(second.add(approval_definition(log)));
+    definition_builder<approval> b("flaky", 1);
+    b.local("try", [](approval&) -> result<void> { return success(); })
+        .retry(retry_policy::exponential(5, std::chrono::minutes{1}, std::chrono::minutes{10}));
+    REQUIRE(second.add(std::move(b).build().value()));
+    REQUIRE(second.open());
+    REQUIRE(second.signal(waiting, "approved", {{"by", "grace"}}));
+    REQUIRE(second.run_until_settled());
+    CHECK(second.query(waiting).value().status == saga_status::completed);
+    // The durable retry timer was re-armed by the second engine and fired.
+    auto v = second.query(retrying).value();
+    CHECK(v.status == saga_status::completed);
+    CHECK(v.step("try")->attempts == 2);
+}

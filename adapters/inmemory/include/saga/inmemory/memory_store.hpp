@@ -24,7 +24,8 @@ public:
     [[nodiscard]] result<instance_record> load(std::string_view id) override;
     [[nodiscard]] result<std::vector<instance_record>> list(const list_filter& filter) override;
     [[nodiscard]] result<std::vector<history_entry>> history(std::string_view id) override;
-    [[nodiscard]] result<std::vector<timer_record>> timers(std::optional<time_point> due_before) override;
+    [[nodiscard]] result<std::vector<timer_record>> timers(
+        std::optional<time_point> due_before = std::nullopt) override;
     [[nodiscard]] result<std::vector<outbox_record>> pending_outbox(std::size_t limit) override;
     [[nodiscard]] result<void> ack_outbox(std::span<const std::string> message_ids) override;
     [[nodiscard]] result<bool> inbox_contains(std::string_view saga_id,
