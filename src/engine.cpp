@@ -133,12 +133,24 @@ result<void> engine_impl::add_model(std::shared_ptr<const model> m) {
     c->m = m;
     bool pivot = false;
     index_steps(*c, m->steps, pivot);
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     auto& versions = defs_[m->name];
     if (versions.contains(m->version))
         return error{errc::already_exists,
                      fmt::format("definition '{}' version {} is registered already", m->name, m->version)};
     versions.emplace(m->version, std::move(c));
+    // Instances that waited for this version resume.
+    std::vector<std::string> resume;
+    for (auto it = blocked_.begin(); it != blocked_.end();) {
+        if (it->second.definition == m->name && it->second.version == m->version) {
+            resume.push_back(it->first);
+            it = blocked_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    lock.unlock();
+    for (const auto& id : resume) post_input(id, input{});
     return success();
 }
 
@@ -189,6 +201,65 @@ circuit_state engine_impl::endpoint_circuit(const std::string& name) {
 void engine_impl::add_observer(std::shared_ptr<observer> o) {
     std::lock_guard lock(mutex_);
     observers_.push_back(std::move(o));
+}
+
+// ---- schedules ---------------------------------------------------------------------------------
+
+result<void> engine_impl::schedule(schedule_options options) {
+    if (options.name.empty() || options.name.find_first_of("/|@") != std::string::npos)
+        return error{errc::invalid_argument,
+                     fmt::format("schedule name '{}' is not valid: not empty, no '/', '|' or '@'", options.name)};
+    if (options.interval.count() <= 0)
+        return error{errc::invalid_argument, fmt::format("schedule '{}': the interval must be positive", options.name)};
+    if (!find_definition(options.definition, std::nullopt))
+        return error{errc::definition_not_registered,
+                     fmt::format("schedule '{}': definition '{}' is not registered", options.name, options.definition)};
+    auto s = std::make_shared<const schedule_options>(std::move(options));
+    {
+        std::lock_guard lock(mutex_);
+        if (!schedules_.emplace(s->name, s).second)
+            return error{errc::already_exists, fmt::format("a schedule named '{}' exists already", s->name)};
+    }
+    tick(s);
+    return success();
+}
+
+void engine_impl::tick(const std::shared_ptr<const schedule_options>& s) {
+    if (stopping_) return;
+    const auto now = clock_->now();
+    const auto since_epoch = std::chrono::duration_cast<duration>(now.time_since_epoch());
+    const auto k = since_epoch.count() / s->interval.count();
+    const time_point tick_start{s->interval * k};
+    // The instance of this tick: its id makes the start happen once, whoever gets there first.
+    json data = json::object();
+    bool ok = true;
+    if (s->data) {
+        auto d = s->data(tick_start);
+        if (d) {
+            data = std::move(d).value();
+        } else {
+            ok = false;
+            warn(fmt::format("schedule '{}': no data for tick {}: {}", s->name, k, d.error().what()));
+        }
+    }
+    if (ok) {
+        auto r = start(s->definition, std::move(data),
+                       start_options{.id = fmt::format("{}@{}", s->name, k), .correlation_key = s->correlation_key});
+        if (!r) warn(fmt::format("schedule '{}': start of tick {} failed: {}", s->name, k, r.error().what()));
+    }
+    clock_->call_at(tick_start + s->interval, [life = lifeline_, s] {
+        with_engine(life, [&](engine_impl& self) {
+            // Start outside the clock's thread: the start commits and may wait for the store.
+            asio::post(self.ctx_, [&self, s] { self.tick(s); });
+        });
+    });
+}
+
+std::vector<blocked_instance> engine_impl::blocked() const {
+    std::lock_guard lock(mutex_);
+    std::vector<blocked_instance> out;
+    for (const auto& [id, b] : blocked_) out.push_back(b);
+    return out;
 }
 
 // ---- public calls that write directly (start, signal, cancel) ----------------------------
@@ -346,10 +417,14 @@ void engine_impl::pump(const std::shared_ptr<instance>& inst) {
 result<void> engine_impl::load(instance& inst, bool keep_live_data) {
     SAGA_TRY(auto rec, store_->load(inst.id));
     auto def = find_definition(rec.definition, rec.definition_version);
-    if (!def)
-        return error{errc::definition_not_registered,
-                     fmt::format("saga '{}' needs definition '{}' version {}, which is not registered", inst.id,
-                                 rec.definition, rec.definition_version)};
+    if (!def) {
+        error e{errc::definition_not_registered,
+                fmt::format("saga '{}' needs definition '{}' version {}, which is not registered", inst.id,
+                            rec.definition, rec.definition_version)};
+        std::lock_guard lock(mutex_);
+        blocked_[inst.id] = blocked_instance{inst.id, rec.definition, rec.definition_version, e.message};
+        return e;
+    }
     SAGA_TRY(auto state, instance_state_from_json(rec.state));
     // Keep the live data object (and with it running coroutines' work) if nothing changed it.
     const bool same_data = keep_live_data && inst.data && inst.loaded && [&] {
@@ -376,8 +451,8 @@ void engine_impl::process(const std::shared_ptr<instance>& inst, input in) {
                 if (in.from) in.from->ack();  // a message for a saga this store never had
                 return;
             }
-            warn(r.error().what());
-            if (in.from) in.from->nack(std::chrono::seconds{5});
+            if (r.error() != errc::definition_not_registered) warn(r.error().what());
+            if (in.from) in.from->nack(std::chrono::seconds{30});
             return;
         }
     }
@@ -1682,6 +1757,10 @@ result<instance_view> engine::wait(std::string_view id) {
 void engine::add_waiter(const std::string& id, std::function<void(result<instance_view>)> fn) {
     impl_->add_waiter(id, std::move(fn));
 }
+
+result<void> engine::schedule(schedule_options options) { return impl_->schedule(std::move(options)); }
+
+std::vector<blocked_instance> engine::blocked() const { return impl_->blocked(); }
 
 void engine::set_endpoint_policy(const std::string& endpoint, endpoint_policy policy) {
     impl_->set_endpoint_policy(endpoint, policy);

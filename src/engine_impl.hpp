@@ -132,6 +132,8 @@ public:
     result<instance_view> query(std::string_view id);
     result<void> cancel(std::string_view id, std::string_view reason);
     void add_waiter(const std::string& id, std::function<void(result<instance_view>)> fn);
+    result<void> schedule(schedule_options options);
+    std::vector<blocked_instance> blocked() const;
     void set_endpoint_policy(const std::string& endpoint, endpoint_policy policy);
     circuit_state endpoint_circuit(const std::string& endpoint);
     void add_observer(std::shared_ptr<observer> o);
@@ -226,6 +228,9 @@ private:
     std::unordered_map<std::string, std::unique_ptr<endpoint_runtime>> endpoints_;
     std::vector<std::shared_ptr<observer>> observers_;
     std::unordered_map<std::string, std::vector<std::shared_ptr<std::function<void(result<instance_view>)>>>> waiters_;
+    std::map<std::string, blocked_instance> blocked_;
+    std::map<std::string, std::shared_ptr<const schedule_options>> schedules_;
+    void tick(const std::shared_ptr<const schedule_options>& s);
 
     std::mutex open_mutex_;
     bool opened_ = false;

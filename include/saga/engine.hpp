@@ -64,6 +64,31 @@ struct start_options {
     std::string traceparent;
 };
 
+/// A recurring start: the definition is started once per tick of `interval`, durably — also
+/// across restarts and with several engines on one store, because the instance of tick `k` has
+/// the id `<name>@<k>` and a start of an existing id starts nothing.
+struct schedule_options {
+    /// unique among the engine's schedules; the prefix of the instance ids
+    std::string name;
+    /// the definition to start (its highest registered version)
+    std::string definition;
+    /// the tick length (>= 1 ms); ticks are counted from the Unix epoch
+    duration interval{0};
+    /// the data of the tick's instance, from the tick's start time; default: an empty object
+    std::function<result<nlohmann::json>(time_point tick)> data;
+    /// the correlation key of every instance
+    std::string correlation_key;
+};
+
+/// An instance that cannot run because the definition version it is pinned to is not
+/// registered. It is left untouched; registering that version resumes it.
+struct blocked_instance {
+    std::string id;
+    std::string definition;
+    std::uint32_t version = 0;
+    std::string error;
+};
+
 /// One step (or for-each item) as `query` shows it.
 struct step_view {
     std::string name;
@@ -182,6 +207,14 @@ public:
     /// Blocks until instance `id` is settled. Needs the engine to be running on other threads
     /// (`run()`), else it would wait forever.
     [[nodiscard]] result<instance_view> wait(std::string_view id);
+
+    /// Starts `options.definition` once per tick of `options.interval` (the current tick at once,
+    /// if its instance does not exist yet). Missed ticks are not caught up. `errc::invalid_argument`
+    /// for a bad interval or name, `errc::already_exists` for a second schedule of that name.
+    result<void> schedule(schedule_options options);
+
+    /// Instances left untouched because their definition version is not registered.
+    [[nodiscard]] std::vector<blocked_instance> blocked() const;
 
     /// Sets the rate limit and circuit breaker of remote steps sending to `endpoint`.
     void set_endpoint_policy(const std::string& endpoint, endpoint_policy policy);
