@@ -556,7 +556,8 @@ void engine_impl::on_committed(const std::shared_ptr<instance>& inst, result<voi
     schedule_wake(inst, t);
     if (t.need_continue) inst->mailbox.push_back(input{input::kind::wake});
     notify(inst->record, t.history);
-    if (is_settled(inst->record.status)) settle_waiters(inst->id, make_view(inst->record, inst->state));
+    if (is_settled(inst->record.status) && has_waiters(inst->id))
+        settle_waiters(inst->id, make_view(inst->record, inst->state));
     pump(inst);
 }
 
@@ -1568,6 +1569,11 @@ void engine_impl::add_waiter(const std::string& id, std::function<void(result<in
     }
     auto v = query(id);
     if (!v || is_settled(v.value().status)) settle_waiters(id, v);
+}
+
+bool engine_impl::has_waiters(const std::string& id) const {
+    std::lock_guard lock(mutex_);
+    return waiters_.contains(id);
 }
 
 void engine_impl::settle_waiters(const std::string& id, const result<instance_view>& view) {

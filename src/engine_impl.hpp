@@ -212,6 +212,7 @@ private:
     void released(outbox_record rec, std::uint32_t tries, result<void> r);
     void notify(const instance_record& record, std::span<const history_entry> entries);
     void settle_waiters(const std::string& id, const result<instance_view>& view);
+    bool has_waiters(const std::string& id) const;
     instance_view make_view(const instance_record& record, const instance_state& state) const;
     void on_delivery(const std::shared_ptr<delivery>& d);
     void recover();
