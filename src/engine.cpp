@@ -182,20 +182,20 @@ std::size_t engine_impl::active_instances() const {
     return instances_.size();
 }
 
-endpoint_runtime& engine_impl::endpoint(const std::string& name) {
+std::shared_ptr<endpoint_runtime> engine_impl::endpoint(const std::string& name) {
     std::lock_guard lock(mutex_);
     auto& slot = endpoints_[name];
-    if (!slot) slot = std::make_unique<endpoint_runtime>(endpoint_policy{}, clock_->now());
-    return *slot;
+    if (!slot) slot = std::make_shared<endpoint_runtime>(endpoint_policy{}, clock_->now());
+    return slot;
 }
 
 void engine_impl::set_endpoint_policy(const std::string& name, endpoint_policy policy) {
     std::lock_guard lock(mutex_);
-    endpoints_[name] = std::make_unique<endpoint_runtime>(policy, clock_->now());
+    endpoints_[name] = std::make_shared<endpoint_runtime>(policy, clock_->now());
 }
 
 circuit_state engine_impl::endpoint_circuit(const std::string& name) {
-    return endpoint(name).breaker.state(clock_->now());
+    return endpoint(name)->breaker.state(clock_->now());
 }
 
 void engine_impl::add_observer(std::shared_ptr<observer> o) {
@@ -734,17 +734,17 @@ void engine_impl::handle_reply(instance& inst, tx& t, const envelope& e) {
         t.inbox.push_back(e.message_id);
         history(inst, t, "reply_received", e.step, e.attempt, json{{"status", to_string(e.status)}});
         if (u.status == step_status::retrying) u.status = step_status::running;  // a late reply wins
-        auto& ep = endpoint(n->forward.endpoint);
+        auto ep = endpoint(n->forward.endpoint);
         auto err = reply_error(n->forward.endpoint);
         if (!err) {
-            ep.breaker.record_success();
+            ep->breaker.record_success();
             if (n->forward.on_reply) {
                 auto ctx = context(inst, e.step, e.attempt, false);
                 if (auto r = n->forward.on_reply(*inst.data, item_of(inst, e.step), e.payload, ctx); !r)
                     err = r.error();
             }
         } else if (e.status == reply_status::transient_failure) {
-            ep.breaker.record_failure(t.now);
+            ep->breaker.record_failure(t.now);
         }
         attempt_done(inst, t, *n, e.step, std::move(err));
     } else {
@@ -773,7 +773,7 @@ void engine_impl::handle_timer(instance& inst, tx& t, const std::string& id, con
             inst.cancels.erase(c);
             inst.live.erase(key);
         }
-        if (n->forward.kind == action::how::remote) endpoint(n->forward.endpoint).breaker.record_failure(t.now);
+        if (n->forward.kind == action::how::remote) endpoint(n->forward.endpoint)->breaker.record_failure(t.now);
         history(inst, t, "step_timed_out", key, attempt);
         attempt_done(inst, t, *n, key,
                      error{errc::timeout, fmt::format("step '{}' attempt {} timed out", key, attempt)}, true);
@@ -1085,12 +1085,12 @@ void engine_impl::start_attempt(instance& inst, tx& t, const node& n, const std:
     auto& u = inst.state.units[key];
     std::optional<error> refused;
     if (a.kind == action::how::remote) {
-        auto& ep = endpoint(a.endpoint);
-        if (auto wait = ep.bucket.try_acquire(t.now)) {
+        auto ep = endpoint(a.endpoint);
+        if (auto wait = ep->bucket.try_acquire(t.now)) {
             t.wake_after = t.wake_after ? std::min(*t.wake_after, *wait) : *wait;
             return;
         }
-        if (!ep.breaker.allow(t.now))
+        if (!ep->breaker.allow(t.now))
             refused = error{errc::circuit_open, fmt::format("circuit of endpoint '{}' is open", a.endpoint)};
     }
     ++u.attempts;
@@ -1305,7 +1305,7 @@ void engine_impl::start_compensation(instance& inst, tx& t, const node& n, const
     if (a.kind == action::how::remote) {
         // Compensations respect the endpoint's rate limit but not its circuit breaker: an undo is
         // never refused locally, and its own retry policy paces it.
-        if (auto wait = endpoint(a.endpoint).bucket.try_acquire(t.now)) {
+        if (auto wait = endpoint(a.endpoint)->bucket.try_acquire(t.now)) {
             t.wake_after = t.wake_after ? std::min(*t.wake_after, *wait) : *wait;
             return;
         }

@@ -152,7 +152,7 @@ private:
                                                                std::optional<std::uint32_t> version) const;
     std::shared_ptr<instance> get_instance(const std::string& id);
     void evict(const std::shared_ptr<instance>& inst);
-    endpoint_runtime& endpoint(const std::string& name);
+    std::shared_ptr<endpoint_runtime> endpoint(const std::string& name);
 
     // the actor
     void post_input(const std::string& id, input in);
@@ -226,7 +226,7 @@ private:
     mutable std::mutex mutex_;  // guards the maps below
     std::map<std::string, std::map<std::uint32_t, std::shared_ptr<const compiled_definition>>, std::less<>> defs_;
     std::unordered_map<std::string, std::shared_ptr<instance>> instances_;
-    std::unordered_map<std::string, std::unique_ptr<endpoint_runtime>> endpoints_;
+    std::unordered_map<std::string, std::shared_ptr<endpoint_runtime>> endpoints_;
     std::vector<std::shared_ptr<observer>> observers_;
     std::unordered_map<std::string, std::vector<std::shared_ptr<std::function<void(result<instance_view>)>>>> waiters_;
     std::map<std::string, blocked_instance> blocked_;
