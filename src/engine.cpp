@@ -740,11 +740,17 @@ void engine_impl::handle_reply(instance& inst, tx& t, const envelope& e) {
             ep->breaker.record_success();
             if (n->forward.on_reply) {
                 auto ctx = context(inst, e.step, e.attempt, false);
-                if (auto r = n->forward.on_reply(*inst.data, item_of(inst, e.step), e.payload, ctx); !r)
+                if (auto r = n->forward.on_reply(*inst.data, item_of(inst, e.step), e.payload, ctx); !r) {
                     err = r.error();
+                    u.uncertain = true;  // the participant did it: undo it if the saga compensates
+                }
             }
         } else if (e.status == reply_status::transient_failure) {
             ep->breaker.record_failure(t.now);
+        } else {
+            // A permanent refusal is recorded by the participant: no copy of this command will
+            // ever take effect, whatever earlier attempts answered.
+            u.uncertain = false;
         }
         attempt_done(inst, t, *n, e.step, std::move(err));
     } else {

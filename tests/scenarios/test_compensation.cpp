@@ -272,3 +272,24 @@ TEST_CASE("cancelling a saga past its pivot is refused", "[engine][pivot][cancel
     REQUIRE(!c);
     CHECK(c.error() == errc::past_pivot);
 }
+
+TEST_CASE("a success reply that the saga's on_reply rejects is undone, since the participant did apply it",
+          "[engine][compensation]") {
+    world w;
+    definition_builder<trip> b("picky", 1);
+    b.remote("reserve_credit", "billing", [](const trip& t) { return command{"reserve", {{"amount", t.amount}}}; })
+        .on_reply([](trip&, const json&) -> result<void> { return permanent_error("unexpected reservation format"); })
+        .compensate_remote("billing", [](const trip&) { return command{"release", {}}; });
+    auto d = std::move(b).build();
+    REQUIRE(d);
+    REQUIRE(w.eng->add(d.value()));
+    w.resource_service("billing", "reserve", "release");
+    auto id = w.eng->start("picky", trip{});
+    REQUIRE(id);
+    w.settle();
+    auto v = w.view(id.value());
+    CHECK(v.status == saga_status::compensated);
+    CHECK(v.step("reserve_credit")->status == step_status::compensated);
+    CHECK(v.step("reserve_credit")->error.find("unexpected reservation format") != std::string::npos);
+    CHECK(w.services["billing"]->held_count() == 0);
+}
