@@ -1,0 +1,48 @@
+#pragma once
+/// @file schema.hpp
+/// Internals of the SQLite store that its tests reach for: the schema migrations and the
+/// settings a connection reports. Not part of the API (namespace saga::sqlite::detail).
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <saga/error.hpp>
+#include <saga/sqlite/sqlite_store.hpp>
+
+namespace saga::sqlite::detail {
+
+/// One forward step of the schema: running `sql` on a store at the previous version brings it
+/// to `version`. Versions of a migration list start at 1 and increase by one.
+struct migration {
+    int version = 0;
+    std::string_view sql;
+};
+
+/// The migrations of this library; the last one's version is `sqlite_store::schema_version`.
+[[nodiscard]] std::span<const migration> builtin_migrations() noexcept;
+
+/// `PRAGMA application_id` of a saga store ("saga" in ASCII).
+inline constexpr std::int32_t application_id = 0x73616761;
+
+/// What the writer connection reported after `open` configured it.
+struct connection_settings {
+    /// `PRAGMA synchronous`: 2 for FULL, 1 for NORMAL
+    std::int64_t synchronous = -1;
+    /// `PRAGMA journal_mode`: "wal"
+    std::string journal_mode;
+    /// the file's schema version before `open` migrated it (0 for a new file)
+    int opened_at_version = 0;
+};
+
+/// Test access to a store's internals.
+struct store_access {
+    /// `sqlite_store::open` with another migration list (e.g. one with a version 2).
+    [[nodiscard]] static result<std::shared_ptr<sqlite_store>> open(
+        store_options options, std::span<const migration> migrations);
+    [[nodiscard]] static connection_settings settings(const sqlite_store& store);
+};
+
+}  // namespace saga::sqlite::detail

@@ -1,0 +1,135 @@
+#pragma once
+/// @file sqlite_store.hpp
+/// A durable `state_store` on one SQLite file (WAL mode), with group commit: the commits of
+/// many callers share one transaction and one fsync.
+///
+/// ```cpp
+/// auto store = saga::sqlite::sqlite_store::open({.path = "sagas.db"});
+/// if (!store) { std::cerr << store.error().what() << '\n'; return 1; }
+/// saga::engine engine(store.value(), transport);
+/// ```
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <saga/clock.hpp>
+#include <saga/error.hpp>
+#include <saga/state_store.hpp>
+
+namespace saga::sqlite {
+
+namespace detail {
+struct migration;
+struct store_access;
+}  // namespace detail
+
+/// How hard a commit is pushed to the disk before its handler hears of it.
+enum class synchronous {
+    /// a committed transition survives power loss: the WAL is fsynced at every commit
+    full,
+    /// a committed transition survives a crash of the process, but the last commits may be lost
+    /// on power loss or an OS crash (the WAL is fsynced at checkpoints only)
+    normal,
+};
+
+/// Options of `sqlite_store::open`.
+struct store_options {
+    /// the database file; created (with its schema) if missing
+    std::string path;
+    /// `synchronous::full` (the default) or `synchronous::normal`
+    synchronous sync = synchronous::full;
+    /// group commit: at most this many transitions (and outbox acknowledgements) per
+    /// transaction; at least 1
+    std::size_t max_batch = 1024;
+    /// group commit: how long the writer waits for more transitions before committing a batch
+    /// that is not full; 0 commits whatever is queued at once (batches still form while the
+    /// previous one is being written)
+    duration max_delay{0};
+    /// how long a connection waits for a lock held by another connection (another process on
+    /// the same file) before failing with `errc::store_busy`
+    duration busy_timeout = std::chrono::seconds{5};
+};
+
+/// Group-commit figures since `open`.
+struct store_stats {
+    /// transitions committed successfully
+    std::uint64_t commits = 0;
+    /// transactions the writer ran (each one fsync at `synchronous::full`), failed ones included
+    std::uint64_t batches = 0;
+    /// the most transitions and acknowledgements that shared one transaction
+    std::uint64_t largest_batch = 0;
+    /// transactions that could not begin or commit: every caller in them got the error
+    std::uint64_t failed_batches = 0;
+};
+
+/// The SQLite state store. Thread-safe.
+///
+/// `async_commit` queues the transition and returns; one writer thread, with its own
+/// connection, commits what is queued in one `BEGIN IMMEDIATE` transaction, each transition in
+/// its own savepoint: a transition that fails its checks (`version_conflict`, `already_exists`,
+/// `duplicate_message`, `lock_held`) is rolled back alone and only its caller hears of it.
+/// Handlers are called on the writer thread after the transaction committed; they must be quick
+/// (post real work elsewhere). A commit issued from inside a handler runs at once on the writer
+/// thread, in a transaction of its own, so `commit()` may be called there without deadlock.
+/// Reads use a second connection and do not wait for the writer (WAL).
+///
+/// Errors carry the SQLite message and the file name. `SQLITE_BUSY`/`SQLITE_LOCKED` (another
+/// process holding the file past `busy_timeout`) is `errc::store_busy`; anything else is
+/// `errc::store_failure`. Malformed transitions are `errc::invalid_argument` (as in
+/// `inmemory::memory_store`), JSON that cannot be stored (invalid UTF-8) is `errc::bad_data`.
+class sqlite_store final : public state_store {
+public:
+    /// Opens (creating if missing) the store at `options.path`, and migrates an older schema
+    /// forward in one transaction. Errors name the file: `errc::store_failure` for a file that
+    /// cannot be opened or written (read-only file or directory), is not a SQLite database or
+    /// is corrupt, or is a SQLite database of another application; `errc::invalid_state` for a
+    /// store written by a newer schema version; `errc::invalid_argument` for bad options. The
+    /// file is not modified in any of these cases.
+    [[nodiscard]] static result<std::shared_ptr<sqlite_store>> open(store_options options);
+
+    /// Drains the queue (every queued commit gets its outcome), stops the writer thread and
+    /// closes the file.
+    ~sqlite_store() override;
+    sqlite_store(const sqlite_store&) = delete;
+    sqlite_store& operator=(const sqlite_store&) = delete;
+
+    void async_commit(transition t, commit_handler done) override;
+    [[nodiscard]] result<instance_record> load(std::string_view id) override;
+    [[nodiscard]] result<std::vector<instance_record>> list(const list_filter& filter) override;
+    [[nodiscard]] result<std::vector<history_entry>> history(std::string_view id) override;
+    [[nodiscard]] result<std::vector<timer_record>> timers(
+        std::optional<time_point> due_before = std::nullopt) override;
+    [[nodiscard]] result<std::vector<outbox_record>> pending_outbox(std::size_t limit) override;
+    /// Goes through the writer queue (so it shares transactions with commits) and waits.
+    [[nodiscard]] result<void> ack_outbox(std::span<const std::string> message_ids) override;
+    [[nodiscard]] result<bool> inbox_contains(std::string_view saga_id,
+                                              std::string_view message_id) override;
+
+    /// Group-commit figures since `open`.
+    [[nodiscard]] store_stats stats() const;
+    /// The file this store was opened on.
+    [[nodiscard]] const std::string& path() const noexcept;
+
+    /// The schema version this library writes; files of an older version are migrated on open.
+    static constexpr int schema_version = 1;
+
+private:
+    /// The store's state, shared with the writer thread (defined in sqlite_store.cpp).
+    struct impl;
+    friend struct detail::store_access;
+    explicit sqlite_store(std::shared_ptr<impl> state);
+    [[nodiscard]] static result<std::shared_ptr<sqlite_store>> open_(
+        store_options options, std::span<const detail::migration> migrations);
+
+    std::shared_ptr<impl> impl_;
+    std::thread writer_;
+};
+
+}  // namespace saga::sqlite

@@ -1,0 +1,1307 @@
+#include <saga/sqlite/sqlite_store.hpp>
+
+#include <saga/sqlite/detail/schema.hpp>
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Exception.h>
+#include <SQLiteCpp/Statement.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <exception>
+#include <future>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <utility>
+#include <variant>
+
+namespace saga::sqlite {
+
+// ---- schema ---------------------------------------------------------------------------------
+
+namespace detail {
+namespace {
+
+// saga_meta itself is created by `open` (it is how versions are told apart); each migration
+// brings the rest of the schema from the previous version to its own.
+constexpr std::string_view schema_v1 = R"sql(
+CREATE TABLE instances (
+    id                 TEXT PRIMARY KEY NOT NULL,
+    definition         TEXT NOT NULL,
+    definition_version INTEGER NOT NULL,
+    version            INTEGER NOT NULL,
+    status             TEXT NOT NULL,
+    correlation_key    TEXT NOT NULL,
+    exclusive          INTEGER NOT NULL,
+    data               TEXT NOT NULL,
+    state              TEXT NOT NULL,
+    created_at         INTEGER NOT NULL,
+    updated_at         INTEGER NOT NULL
+);
+CREATE INDEX instances_status ON instances (status);
+CREATE INDEX instances_correlation_key ON instances (correlation_key);
+CREATE INDEX instances_updated_at ON instances (updated_at);
+-- the holders of correlation-key locks: exclusive and not terminal
+CREATE INDEX instances_lock ON instances (correlation_key)
+    WHERE exclusive = 1 AND status NOT IN ('completed', 'compensated', 'cancelled');
+
+CREATE TABLE history (
+    seq     INTEGER PRIMARY KEY,
+    saga_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    at      INTEGER NOT NULL,
+    event   TEXT NOT NULL,
+    step    TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    detail  TEXT NOT NULL
+);
+CREATE INDEX history_saga ON history (saga_id, seq);
+
+CREATE TABLE timers (
+    saga_id TEXT NOT NULL,
+    id      TEXT NOT NULL,
+    due     INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    PRIMARY KEY (saga_id, id)
+);
+CREATE INDEX timers_due ON timers (due, saga_id, id);
+
+CREATE TABLE outbox (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id  TEXT NOT NULL UNIQUE,
+    saga_id     TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    topic       INTEGER NOT NULL,
+    message     TEXT NOT NULL
+);
+
+CREATE TABLE inbox (
+    saga_id    TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    PRIMARY KEY (saga_id, message_id)
+) WITHOUT ROWID;
+)sql";
+
+constexpr migration builtin[] = {{1, schema_v1}};
+static_assert(builtin[std::size(builtin) - 1].version == sqlite_store::schema_version,
+              "the last builtin migration must be sqlite_store::schema_version");
+
+}  // namespace
+
+std::span<const migration> builtin_migrations() noexcept { return builtin; }
+
+}  // namespace detail
+
+namespace {
+
+// ---- small helpers --------------------------------------------------------------------------
+
+constexpr std::string_view meta_application_key = "application";
+constexpr std::string_view meta_application_value = "saga";
+constexpr std::string_view meta_version_key = "schema_version";
+
+/// "saga 'id': ", the start of every message about one saga (as in memory_store).
+std::string about(std::string_view id) {
+    std::string s = "saga '";
+    s.append(id);
+    s.append("': ");
+    return s;
+}
+
+/// "sqlite store 'path': ", the start of every message about the file.
+std::string about_file(std::string_view path) {
+    std::string s = "sqlite store '";
+    s.append(path);
+    s.append("': ");
+    return s;
+}
+
+bool holds_lock(const instance_record& r) noexcept {
+    return r.exclusive && !r.correlation_key.empty() && !is_terminal(r.status);
+}
+
+std::int64_t to_ms(time_point t) noexcept {
+    return std::chrono::floor<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+std::int64_t to_ms_ceil(time_point t) noexcept {
+    return std::chrono::ceil<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+time_point from_ms(std::int64_t ms) noexcept {
+    return time_point{std::chrono::duration_cast<time_point::duration>(std::chrono::milliseconds{ms})};
+}
+
+int to_int_ms(duration d) noexcept {
+    return static_cast<int>(std::clamp<duration::rep>(d.count(), 0, std::numeric_limits<int>::max()));
+}
+
+/// The error for a failed SQLite call: busy/locked is `store_busy` (retryable), anything else
+/// `store_failure`; the message names the file, what was being done and SQLite's reason.
+error sqlite_error(std::string_view path, std::string_view op, const SQLite::Exception& e) {
+    const int primary = e.getErrorCode() & 0xff;
+    const bool busy = primary == SQLITE_BUSY || primary == SQLITE_LOCKED;
+    std::string msg = about_file(path);
+    if (primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT) {
+        msg.append("the file is not a SQLite database or is corrupt (");
+        msg.append(op);
+        msg.append(": ");
+        msg.append(e.what());
+        msg.append(")");
+        return {errc::store_failure, std::move(msg)};
+    }
+    msg.append(op);
+    msg.append(" failed: ");
+    msg.append(e.what());
+    if (primary == SQLITE_CANTOPEN) {
+        msg.append(" (check that the file and its directory exist and are writable)");
+    }
+    return {busy ? errc::store_busy : errc::store_failure, std::move(msg)};
+}
+
+/// The error for anything else that was thrown (allocation, a corrupt JSON column, ...).
+error other_error(std::string_view path, std::string_view op, const std::exception* e) noexcept {
+    try {
+        std::string msg = about_file(path);
+        msg.append(op);
+        msg.append(" failed: ");
+        msg.append(e != nullptr ? e->what() : "unknown exception");
+        return {errc::store_failure, std::move(msg)};
+    } catch (...) {
+        return error{errc::store_failure};
+    }
+}
+
+/// Runs `fn`, turning every exception into an error: nothing escapes the library.
+template <class Fn>
+auto guarded(std::string_view path, std::string_view op, Fn&& fn) noexcept -> decltype(fn()) {
+    try {
+        return fn();
+    } catch (const SQLite::Exception& e) {
+        try {
+            return sqlite_error(path, op, e);
+        } catch (...) {
+            return error{errc::store_failure};
+        }
+    } catch (const std::exception& e) {
+        return other_error(path, op, &e);
+    } catch (...) {
+        return other_error(path, op, nullptr);
+    }
+}
+
+/// A cached statement in use: reset before (so it can be stepped again) and after (so a read
+/// does not keep its snapshot, and bound pointers do not outlive the call).
+class statement_use {
+public:
+    explicit statement_use(SQLite::Statement& s) noexcept : s_(s) { s_.tryReset(); }
+    ~statement_use() {
+        s_.tryReset();
+        try {
+            s_.clearBindings();
+        } catch (...) {  // NOLINT(bugprone-empty-catch): cannot fail on a prepared statement
+        }
+    }
+    statement_use(const statement_use&) = delete;
+    statement_use& operator=(const statement_use&) = delete;
+
+    SQLite::Statement* operator->() const noexcept { return &s_; }
+    SQLite::Statement& operator*() const noexcept { return s_; }
+
+private:
+    SQLite::Statement& s_;
+};
+
+/// Binds `text` as TEXT without copying; it must outlive the statement's use.
+void bind_text(SQLite::Statement& s, int index, const std::string& text) {
+    s.bindNoCopy(index, text);
+}
+
+void bind_int(SQLite::Statement& s, int index, std::int64_t value) { s.bind(index, value); }
+
+std::string column_text(const SQLite::Statement& s, int index) {
+    return s.getColumn(index).getString();
+}
+
+nlohmann::json column_json(const SQLite::Statement& s, int index) {
+    const SQLite::Column c = s.getColumn(index);
+    const char* text = c.getText();
+    const auto size = static_cast<std::size_t>(c.getBytes());
+    return nlohmann::json::parse(text, text + size);
+}
+
+std::int64_t query_int(SQLite::Database& db, const char* sql) {
+    SQLite::Statement s(db, sql);
+    if (!s.executeStep()) {
+        throw std::runtime_error(std::string("no result from '") + sql + "'");
+    }
+    return s.getColumn(0).getInt64();
+}
+
+std::string query_text(SQLite::Database& db, const char* sql) {
+    SQLite::Statement s(db, sql);
+    if (!s.executeStep()) {
+        throw std::runtime_error(std::string("no result from '") + sql + "'");
+    }
+    return s.getColumn(0).getString();
+}
+
+// ---- what the writer thread gets: a transition checked and encoded on the caller's thread -----
+
+struct encoded_history {
+    std::int64_t version = 0;
+    std::int64_t at = 0;
+    std::string event;
+    std::string step;
+    std::int64_t attempt = 0;
+    std::string detail;
+};
+
+struct encoded_timer {
+    std::string id;
+    std::int64_t due = 0;
+    std::string payload;
+};
+
+struct encoded_outbox {
+    std::string message_id;
+    std::string saga_id;
+    std::string destination;
+    bool topic = false;
+    std::string message;
+};
+
+/// A transition with its JSON already serialised: the writer thread only binds and steps.
+struct encoded_transition {
+    std::string id;
+    std::string definition;
+    std::int64_t definition_version = 0;
+    std::int64_t version = 0;
+    std::int64_t expected_version = 0;
+    std::string status;
+    std::string correlation_key;
+    bool exclusive = false;
+    bool holds_lock = false;
+    std::string data;
+    std::string state;
+    std::int64_t created_at = 0;
+    std::int64_t updated_at = 0;
+    std::vector<encoded_history> history;
+    std::vector<encoded_timer> timers_set;
+    std::vector<std::string> timers_cleared;
+    std::vector<encoded_outbox> outbox;
+    std::vector<std::string> inbox;
+};
+
+struct ack_request {
+    std::vector<std::string> message_ids;
+};
+
+struct work_item {
+    std::variant<encoded_transition, ack_request> what;
+    commit_handler done;
+};
+
+/// JSON text of `j`; `errc::bad_data` when it cannot be serialised (invalid UTF-8). `what`
+/// and `name` say which JSON it is, for the message.
+result<std::string> dump(const nlohmann::json& j, std::string_view id, std::string_view what,
+                         std::string_view name = {}) {
+    try {
+        return j.dump();
+    } catch (const nlohmann::json::exception& e) {
+        std::string msg = about(id) + "cannot store " + std::string(what);
+        if (!name.empty()) {
+            msg += " '" + std::string(name) + "'";
+        }
+        return error{errc::bad_data, msg + " as JSON: " + e.what()};
+    }
+}
+
+/// The checks of memory_store that need no stored state (same messages), then the encoding.
+result<encoded_transition> encode(transition& t) {
+    instance_record& r = t.record;
+    if (r.id.empty()) {
+        return error{errc::invalid_argument, "a transition needs a record id"};
+    }
+    if (r.version != t.expected_version + 1) {
+        return error{errc::invalid_argument,
+                     about(r.id) + "record version " + std::to_string(r.version) +
+                         " is not expected version " + std::to_string(t.expected_version) +
+                         " + 1"};
+    }
+    for (const timer_record& timer : t.timers_set) {
+        if (!timer.saga_id.empty() && timer.saga_id != r.id) {
+            return error{errc::invalid_argument, about(r.id) + "cannot set timer '" + timer.id +
+                                                     "' of another saga '" + timer.saga_id + "'"};
+        }
+    }
+    for (const outbox_record& o : t.outbox) {
+        if (o.message.message_id.empty()) {
+            return error{errc::invalid_argument,
+                         about(r.id) + "an outbox message to '" + o.destination +
+                             "' has no message id"};
+        }
+    }
+
+    encoded_transition e;
+    SAGA_TRY(e.data, dump(r.data, r.id, "the data"));
+    SAGA_TRY(e.state, dump(r.state, r.id, "the state"));
+    e.history.reserve(t.history.size());
+    for (history_entry& h : t.history) {
+        encoded_history& eh = e.history.emplace_back();
+        SAGA_TRY(eh.detail, dump(h.detail, r.id, "the detail of history entry", h.event));
+        eh.version = static_cast<std::int64_t>(h.version == 0 ? r.version : h.version);
+        eh.at = to_ms(h.at);
+        eh.event = std::move(h.event);
+        eh.step = std::move(h.step);
+        eh.attempt = h.attempt;
+    }
+    e.timers_set.reserve(t.timers_set.size());
+    for (timer_record& timer : t.timers_set) {
+        encoded_timer& et = e.timers_set.emplace_back();
+        SAGA_TRY(et.payload, dump(timer.payload, r.id, "the payload of timer", timer.id));
+        et.id = std::move(timer.id);
+        et.due = to_ms(timer.due);
+    }
+    e.timers_cleared = std::move(t.timers_cleared);
+    e.outbox.reserve(t.outbox.size());
+    for (outbox_record& o : t.outbox) {
+        encoded_outbox& eo = e.outbox.emplace_back();
+        SAGA_TRY(eo.message, dump(nlohmann::json(o.message), r.id, "outbox message",
+                                  o.message.message_id));
+        eo.message_id = std::move(o.message.message_id);
+        eo.saga_id = std::move(o.saga_id);
+        eo.destination = std::move(o.destination);
+        eo.topic = o.topic;
+    }
+    e.inbox = std::move(t.inbox);
+
+    e.holds_lock = holds_lock(r);
+    e.definition = std::move(r.definition);
+    e.definition_version = r.definition_version;
+    e.version = static_cast<std::int64_t>(r.version);
+    e.expected_version = static_cast<std::int64_t>(t.expected_version);
+    e.status = std::string(to_string(r.status));
+    e.correlation_key = std::move(r.correlation_key);
+    e.exclusive = r.exclusive;
+    e.created_at = to_ms(r.created_at);
+    e.updated_at = to_ms(r.updated_at);
+    e.id = std::move(r.id);
+    return e;
+}
+
+// ---- connections ------------------------------------------------------------------------------
+
+constexpr int open_flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+
+constexpr const char* record_columns =
+    "id, definition, definition_version, version, status, correlation_key, exclusive, data, "
+    "state, created_at, updated_at";
+
+/// The writer thread's connection and its cached statements (the hot path).
+struct writer_connection {
+    SQLite::Database& db;
+    SQLite::Statement begin{db, "BEGIN IMMEDIATE"};
+    SQLite::Statement commit{db, "COMMIT"};
+    SQLite::Statement savepoint{db, "SAVEPOINT t"};
+    SQLite::Statement release{db, "RELEASE t"};
+    SQLite::Statement rollback_to{db, "ROLLBACK TO t"};
+    SQLite::Statement insert_instance{
+        db,
+        "INSERT INTO instances (id, definition, definition_version, version, status, "
+        "correlation_key, exclusive, data, state, created_at, updated_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (id) DO NOTHING"};
+    SQLite::Statement update_instance{
+        db,
+        "UPDATE instances SET definition = ?2, definition_version = ?3, version = ?4, "
+        "status = ?5, correlation_key = ?6, exclusive = ?7, data = ?8, state = ?9, "
+        "created_at = ?10, updated_at = ?11 WHERE id = ?1 AND version = ?12"};
+    SQLite::Statement select_version{db, "SELECT version FROM instances WHERE id = ?1"};
+    SQLite::Statement insert_inbox{
+        db, "INSERT INTO inbox (saga_id, message_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING"};
+    // same condition as the partial index instances_lock, so that index answers it
+    SQLite::Statement lock_holder{
+        db,
+        "SELECT id FROM instances WHERE correlation_key = ?1 AND exclusive = 1 AND status NOT IN "
+        "('completed', 'compensated', 'cancelled') AND id <> ?2 ORDER BY id LIMIT 1"};
+    SQLite::Statement insert_history{
+        db,
+        "INSERT INTO history (saga_id, version, at, event, step, attempt, detail) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"};
+    SQLite::Statement upsert_timer{
+        db,
+        "INSERT INTO timers (saga_id, id, due, payload) VALUES (?1, ?2, ?3, ?4) "
+        "ON CONFLICT (saga_id, id) DO UPDATE SET due = excluded.due, payload = excluded.payload"};
+    SQLite::Statement delete_timer{db, "DELETE FROM timers WHERE saga_id = ?1 AND id = ?2"};
+    SQLite::Statement insert_outbox{
+        db,
+        "INSERT INTO outbox (message_id, saga_id, destination, topic, message) "
+        "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (message_id) DO NOTHING"};
+    SQLite::Statement delete_outbox{db, "DELETE FROM outbox WHERE message_id = ?1"};
+
+    explicit writer_connection(SQLite::Database& database) : db(database) {}
+};
+
+/// The read connection and its cached statements.
+struct reader_connection {
+    SQLite::Database db;
+    SQLite::Statement load;
+    SQLite::Statement history;
+    SQLite::Statement timers;
+    SQLite::Statement outbox;
+    SQLite::Statement inbox;
+    /// `list` statements by the shape of the filter (which fields are set)
+    std::map<unsigned, SQLite::Statement> lists;
+
+    reader_connection(const std::string& path, int busy_ms)
+        : db(path, open_flags, busy_ms),
+          load(db, std::string("SELECT ") + record_columns + " FROM instances WHERE id = ?1"),
+          history(db,
+                  "SELECT version, at, event, step, attempt, detail FROM history "
+                  "WHERE saga_id = ?1 ORDER BY seq"),
+          timers(db,
+                 "SELECT saga_id, id, due, payload FROM timers WHERE due <= ?1 "
+                 "ORDER BY due, saga_id, id"),
+          outbox(db,
+                 "SELECT saga_id, destination, topic, message FROM outbox ORDER BY seq LIMIT ?1"),
+          inbox(db, "SELECT 1 FROM inbox WHERE saga_id = ?1 AND message_id = ?2") {}
+};
+
+instance_record read_record(const SQLite::Statement& s) {
+    instance_record r;
+    r.id = column_text(s, 0);
+    r.definition = column_text(s, 1);
+    r.definition_version = static_cast<std::uint32_t>(s.getColumn(2).getInt64());
+    r.version = static_cast<std::uint64_t>(s.getColumn(3).getInt64());
+    const std::string status = column_text(s, 4);
+    const std::optional<saga_status> parsed = parse_saga_status(status);
+    if (!parsed) {
+        throw std::runtime_error(about(r.id) + "unknown status '" + status + "' in the file");
+    }
+    r.status = *parsed;
+    r.correlation_key = column_text(s, 5);
+    r.exclusive = s.getColumn(6).getInt64() != 0;
+    r.data = column_json(s, 7);
+    r.state = column_json(s, 8);
+    r.created_at = from_ms(s.getColumn(9).getInt64());
+    r.updated_at = from_ms(s.getColumn(10).getInt64());
+    return r;
+}
+
+// ---- opening: recognising, configuring and migrating the file ---------------------------------
+
+/// What `inspect` found in a file.
+struct file_state {
+    /// no schema at all: a new (or empty) file
+    bool fresh = false;
+    int version = 0;
+};
+
+/// Reads, without writing anything, whether the file is a saga store and at which version.
+/// Throws SQLite::Exception for a file SQLite cannot read (not a database, corrupt).
+result<file_state> inspect(SQLite::Database& db, std::string_view path) {
+    const std::int64_t app_id = query_int(db, "PRAGMA application_id");
+    bool any_object = false;
+    bool has_meta = false;
+    {
+        SQLite::Statement objects(db, "SELECT type, name FROM sqlite_master");
+        while (objects.executeStep()) {
+            any_object = true;
+            has_meta = has_meta || (column_text(objects, 0) == "table" &&
+                                    column_text(objects, 1) == "saga_meta");
+        }
+    }
+    if (!any_object && app_id == 0) {
+        return file_state{.fresh = true, .version = 0};
+    }
+    if (app_id != 0 && app_id != detail::application_id) {
+        char hex[16];
+        std::snprintf(hex, sizeof hex, "0x%08llx",
+                      static_cast<unsigned long long>(static_cast<std::uint32_t>(app_id)));
+        return error{errc::store_failure,
+                     about_file(path) + "not a saga store: a SQLite database of another "
+                                        "application (application id " + hex + ")"};
+    }
+    if (!has_meta) {
+        return error{errc::store_failure,
+                     about_file(path) +
+                         (any_object ? "not a saga store: a SQLite database with tables but no "
+                                       "saga_meta table"
+                                     : "a damaged saga store: it has saga's application id but "
+                                       "no schema")};
+    }
+    std::optional<std::string> application;
+    std::optional<std::string> version_text;
+    {
+        SQLite::Statement meta(db, "SELECT key, value FROM saga_meta");
+        while (meta.executeStep()) {
+            const std::string key = column_text(meta, 0);
+            if (key == meta_application_key) {
+                application = column_text(meta, 1);
+            } else if (key == meta_version_key) {
+                version_text = column_text(meta, 1);
+            }
+        }
+    }
+    if (application != meta_application_value) {
+        return error{errc::store_failure,
+                     about_file(path) + "not a saga store: its saga_meta table has no '" +
+                         std::string(meta_application_key) + "' = '" +
+                         std::string(meta_application_value) + "' marker"};
+    }
+    int version = -1;
+    if (version_text) {
+        const char* first = version_text->data();
+        const char* last = first + version_text->size();
+        const auto [end, ec] = std::from_chars(first, last, version);
+        if (ec != std::errc{} || end != last || version < 0) {
+            version = -1;
+        }
+    }
+    if (version < 0) {
+        return error{errc::store_failure,
+                     about_file(path) + "malformed saga store: schema version '" +
+                         version_text.value_or("(missing)") + "' in saga_meta"};
+    }
+    return file_state{.fresh = false, .version = version};
+}
+
+error newer_schema(std::string_view path, int found, int latest) {
+    return {errc::invalid_state, about_file(path) + "written by schema version " +
+                                     std::to_string(found) + ", newer than this library's " +
+                                     std::to_string(latest) +
+                                     " (open it with a newer saga); the file was not changed"};
+}
+
+/// Brings the file to the last version of `migrations` in one transaction. Any failure rolls
+/// the whole migration back.
+result<void> migrate(SQLite::Database& db, std::string_view path,
+                     std::span<const detail::migration> migrations) {
+    const int latest = migrations.back().version;
+    db.exec("BEGIN IMMEDIATE");
+    try {
+        // again, inside the write lock: another process may have migrated meanwhile
+        auto state = inspect(db, path);
+        if (!state) {
+            db.exec("ROLLBACK");
+            return state.error();
+        }
+        if (state.value().version > latest) {
+            db.exec("ROLLBACK");
+            return newer_schema(path, state.value().version, latest);
+        }
+        if (state.value().fresh) {
+            db.exec("CREATE TABLE saga_meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)");
+            SQLite::Statement marker(db, "INSERT INTO saga_meta (key, value) VALUES (?1, ?2)");
+            marker.bind(1, std::string(meta_application_key));
+            marker.bind(2, std::string(meta_application_value));
+            marker.exec();
+            marker.reset();
+            marker.bind(1, std::string(meta_version_key));
+            marker.bind(2, std::string("0"));
+            marker.exec();
+            db.exec("PRAGMA application_id = " + std::to_string(detail::application_id));
+        }
+        for (const detail::migration& m : migrations) {
+            if (m.version <= state.value().version) {
+                continue;
+            }
+            try {
+                db.exec(std::string(m.sql));
+            } catch (const SQLite::Exception& e) {
+                db.exec("ROLLBACK");
+                error err = sqlite_error(path, "migration to schema version " +
+                                                   std::to_string(m.version), e);
+                err.message += "; the file was left at schema version " +
+                               std::to_string(state.value().version);
+                return err;
+            }
+        }
+        SQLite::Statement set_version(db, "UPDATE saga_meta SET value = ?1 WHERE key = ?2");
+        set_version.bind(1, std::to_string(latest));
+        set_version.bind(2, std::string(meta_version_key));
+        set_version.exec();
+        db.exec("COMMIT");
+    } catch (...) {
+        db.tryExec("ROLLBACK");
+        throw;
+    }
+    return success();
+}
+
+}  // namespace
+
+// ---- the store --------------------------------------------------------------------------------
+
+struct sqlite_store::impl {
+    std::string path;
+    store_options options;
+    detail::connection_settings settings;
+
+    // the writer connection: used by open, then only by the writer thread
+    std::unique_ptr<SQLite::Database> writer_db;
+    std::unique_ptr<writer_connection> writer;
+
+    std::mutex reader_mutex;
+    std::unique_ptr<reader_connection> reader;
+
+    std::mutex queue_mutex;
+    std::condition_variable queue_cv;
+    std::deque<work_item> queue;
+    bool stopping = false;
+    std::thread::id writer_id;
+
+    std::atomic<std::uint64_t> commits{0};
+    std::atomic<std::uint64_t> batches{0};
+    std::atomic<std::uint64_t> largest_batch{0};
+    std::atomic<std::uint64_t> failed_batches{0};
+
+    ~impl() {
+        // statements before their connection
+        writer.reset();
+        writer_db.reset();
+    }
+
+    /// Queues `item` for the writer (or runs it at once on the writer thread); `item.done` is
+    /// called whatever happens.
+    void submit(work_item item);
+    void stop();
+    void run();
+    void run_batch(std::vector<work_item>& batch);
+    result<void> apply(encoded_transition& t);
+    void apply(const ack_request& a);
+    /// After a statement failed inside transition savepoint: true when the savepoint could be
+    /// rolled back and the batch goes on; false when the whole transaction is gone.
+    bool recover_savepoint() noexcept;
+
+    template <class T, class Fn>
+    result<T> read(std::string_view op, Fn&& fn) noexcept {
+        return guarded(path, op, [&]() -> result<T> {
+            std::lock_guard lock(reader_mutex);
+            return fn(*reader);
+        });
+    }
+};
+
+void sqlite_store::impl::submit(work_item item) {
+    bool notify = false;
+    {
+        std::unique_lock lock(queue_mutex);
+        if (std::this_thread::get_id() == writer_id) {
+            // from a handler, on the writer thread: no transaction is open, run it now (queueing
+            // it would deadlock a caller that waits for the outcome, e.g. `commit()`)
+            lock.unlock();
+            std::vector<work_item> one;
+            one.push_back(std::move(item));
+            run_batch(one);
+            return;
+        }
+        if (stopping) {
+            lock.unlock();
+            if (item.done) {
+                item.done(error{errc::shutting_down, about_file(path) + "the store is closing"});
+            }
+            return;
+        }
+        try {
+            queue.push_back(std::move(item));  // strong guarantee: `item` is intact on failure
+        } catch (const std::exception& e) {
+            lock.unlock();
+            if (item.done) {
+                item.done(other_error(path, "queue a commit", &e));
+            }
+            return;
+        }
+        notify = queue.size() == 1 || queue.size() == options.max_batch;
+    }
+    if (notify) {
+        queue_cv.notify_one();
+    }
+}
+
+void sqlite_store::impl::stop() {
+    {
+        std::lock_guard lock(queue_mutex);
+        stopping = true;
+    }
+    queue_cv.notify_one();
+}
+
+void sqlite_store::impl::run() {
+    std::vector<work_item> batch;
+    batch.reserve(std::min<std::size_t>(options.max_batch, 4096));
+    std::unique_lock lock(queue_mutex);
+    writer_id = std::this_thread::get_id();
+    for (;;) {
+        queue_cv.wait(lock, [&] { return stopping || !queue.empty(); });
+        if (queue.empty()) {
+            break;  // stopping, and everything queued has its outcome
+        }
+        if (options.max_delay.count() > 0 && queue.size() < options.max_batch && !stopping) {
+            queue_cv.wait_for(lock, options.max_delay,
+                              [&] { return stopping || queue.size() >= options.max_batch; });
+        }
+        const std::size_t n = std::min(queue.size(), options.max_batch);
+        for (std::size_t i = 0; i < n; ++i) {
+            batch.push_back(std::move(queue.front()));
+            queue.pop_front();
+        }
+        lock.unlock();
+        run_batch(batch);
+        batch.clear();
+        lock.lock();
+    }
+}
+
+bool sqlite_store::impl::recover_savepoint() noexcept {
+    if (sqlite3_get_autocommit(writer_db->getHandle()) != 0) {
+        return false;  // SQLite rolled the whole transaction back (I/O error, disk full, ...)
+    }
+    try {
+        statement_use(writer->rollback_to)->exec();
+        statement_use(writer->release)->exec();
+        return true;
+    } catch (...) {
+        return false;
+    }
+}
+
+void sqlite_store::impl::run_batch(std::vector<work_item>& batch) {
+    const std::size_t n = batch.size();
+    std::vector<std::optional<error>> failures(n);
+    std::optional<error> batch_error;
+
+    auto failure_of = [this](std::string_view op, const std::exception& e) -> error {
+        if (const auto* se = dynamic_cast<const SQLite::Exception*>(&e)) {
+            return sqlite_error(path, op, *se);
+        }
+        return other_error(path, op, &e);
+    };
+
+    try {
+        statement_use(writer->begin)->exec();
+    } catch (const std::exception& e) {
+        batch_error = failure_of("begin transaction", e);
+    }
+    if (!batch_error) {
+        for (std::size_t i = 0; i < n; ++i) {
+            work_item& item = batch[i];
+            try {
+                statement_use(writer->savepoint)->exec();
+                result<void> outcome = success();
+                if (auto* t = std::get_if<encoded_transition>(&item.what)) {
+                    outcome = apply(*t);
+                } else {
+                    apply(std::get<ack_request>(item.what));
+                }
+                if (!outcome) {
+                    statement_use(writer->rollback_to)->exec();
+                    failures[i] = std::move(outcome).error();
+                }
+                statement_use(writer->release)->exec();
+            } catch (const std::exception& e) {
+                const auto* t = std::get_if<encoded_transition>(&item.what);
+                failures[i] =
+                    failure_of(t != nullptr ? "commit of saga '" + t->id + "'" : "ack_outbox", e);
+                if (!recover_savepoint()) {
+                    batch_error = failures[i];
+                    break;
+                }
+            }
+        }
+    }
+    if (!batch_error) {
+        try {
+            statement_use(writer->commit)->exec();
+        } catch (const std::exception& e) {
+            batch_error = failure_of("commit", e);
+        }
+    }
+    if (batch_error && sqlite3_get_autocommit(writer_db->getHandle()) == 0) {
+        writer_db->tryExec("ROLLBACK");
+    }
+
+    std::uint64_t committed = 0;
+    if (!batch_error) {
+        for (std::size_t i = 0; i < n; ++i) {
+            if (!failures[i] && std::holds_alternative<encoded_transition>(batch[i].what)) {
+                ++committed;
+            }
+        }
+    }
+    commits.fetch_add(committed, std::memory_order_relaxed);
+    batches.fetch_add(1, std::memory_order_relaxed);
+    if (batch_error) {
+        failed_batches.fetch_add(1, std::memory_order_relaxed);
+    }
+    std::uint64_t largest = largest_batch.load(std::memory_order_relaxed);
+    while (n > largest &&
+           !largest_batch.compare_exchange_weak(largest, n, std::memory_order_relaxed)) {
+    }
+
+    // outside every lock and transaction: a handler may commit again (see submit)
+    for (std::size_t i = 0; i < n; ++i) {
+        commit_handler& done = batch[i].done;
+        if (!done) {
+            continue;
+        }
+        try {
+            if (batch_error) {
+                done(*batch_error);
+            } else if (failures[i]) {
+                done(std::move(*failures[i]));
+            } else {
+                done(success());
+            }
+        } catch (...) {  // NOLINT(bugprone-empty-catch): a throwing handler must not stop the writer
+        }
+    }
+}
+
+result<void> sqlite_store::impl::apply(encoded_transition& t) {
+    writer_connection& w = *writer;
+    auto stored_version = [&]() -> std::optional<std::int64_t> {
+        statement_use s(w.select_version);
+        bind_text(*s, 1, t.id);
+        if (!s->executeStep()) {
+            return std::nullopt;
+        }
+        return s->getColumn(0).getInt64();
+    };
+    auto bind_record = [&t](SQLite::Statement& s) {
+        bind_text(s, 1, t.id);
+        bind_text(s, 2, t.definition);
+        bind_int(s, 3, t.definition_version);
+        bind_int(s, 4, t.version);
+        bind_text(s, 5, t.status);
+        bind_text(s, 6, t.correlation_key);
+        bind_int(s, 7, t.exclusive ? 1 : 0);
+        bind_text(s, 8, t.data);
+        bind_text(s, 9, t.state);
+        bind_int(s, 10, t.created_at);
+        bind_int(s, 11, t.updated_at);
+    };
+
+    // the record: the write is the check (the savepoint undoes it if a later check fails)
+    if (t.expected_version == 0) {
+        int changed = 0;
+        {
+            statement_use s(w.insert_instance);
+            bind_record(*s);
+            changed = s->exec();
+        }
+        if (changed == 0) {
+            const auto v = stored_version();
+            return error{errc::already_exists, about(t.id) + "already exists (at version " +
+                                                   std::to_string(v.value_or(0)) + ")"};
+        }
+    } else {
+        int changed = 0;
+        {
+            statement_use s(w.update_instance);
+            bind_record(*s);
+            bind_int(*s, 12, t.expected_version);
+            changed = s->exec();
+        }
+        if (changed == 0) {
+            const auto v = stored_version();
+            return error{errc::version_conflict,
+                         about(t.id) + "expected version " + std::to_string(t.expected_version) +
+                             (v ? " but the store has " + std::to_string(*v)
+                                : std::string(" but the store has no such saga"))};
+        }
+    }
+
+    for (std::size_t k = 0; k < t.inbox.size(); ++k) {
+        const std::string& message_id = t.inbox[k];
+        int changed = 0;
+        {
+            statement_use s(w.insert_inbox);
+            bind_text(*s, 1, t.id);
+            bind_text(*s, 2, message_id);
+            changed = s->exec();
+        }
+        const auto first = t.inbox.begin();
+        const auto here = first + static_cast<std::ptrdiff_t>(k);
+        if (changed == 0 && std::find(first, here, message_id) == here) {
+            return error{errc::duplicate_message,
+                         about(t.id) + "message '" + message_id + "' was already consumed"};
+        }
+    }
+
+    if (t.holds_lock) {
+        statement_use s(w.lock_holder);
+        bind_text(*s, 1, t.correlation_key);
+        bind_text(*s, 2, t.id);
+        if (s->executeStep()) {
+            return error{errc::lock_held, about(t.id) + "correlation key '" + t.correlation_key +
+                                              "' is locked by saga '" + column_text(*s, 0) +
+                                              "'"};
+        }
+    }
+
+    for (const encoded_history& h : t.history) {
+        statement_use s(w.insert_history);
+        bind_text(*s, 1, t.id);
+        bind_int(*s, 2, h.version);
+        bind_int(*s, 3, h.at);
+        bind_text(*s, 4, h.event);
+        bind_text(*s, 5, h.step);
+        bind_int(*s, 6, h.attempt);
+        bind_text(*s, 7, h.detail);
+        s->exec();
+    }
+    for (const encoded_timer& timer : t.timers_set) {
+        statement_use s(w.upsert_timer);
+        bind_text(*s, 1, t.id);
+        bind_text(*s, 2, timer.id);
+        bind_int(*s, 3, timer.due);
+        bind_text(*s, 4, timer.payload);
+        s->exec();
+    }
+    for (const std::string& id : t.timers_cleared) {
+        statement_use s(w.delete_timer);
+        bind_text(*s, 1, t.id);
+        bind_text(*s, 2, id);
+        s->exec();
+    }
+    for (const encoded_outbox& o : t.outbox) {
+        statement_use s(w.insert_outbox);
+        bind_text(*s, 1, o.message_id);
+        bind_text(*s, 2, o.saga_id);
+        bind_text(*s, 3, o.destination);
+        bind_int(*s, 4, o.topic ? 1 : 0);
+        bind_text(*s, 5, o.message);
+        s->exec();  // a message id already queued keeps its first copy
+    }
+    return success();
+}
+
+void sqlite_store::impl::apply(const ack_request& a) {
+    for (const std::string& message_id : a.message_ids) {
+        statement_use s(writer->delete_outbox);
+        bind_text(*s, 1, message_id);
+        s->exec();
+    }
+}
+
+// ---- opening ----------------------------------------------------------------------------------
+
+sqlite_store::sqlite_store(std::shared_ptr<impl> state) : impl_(std::move(state)) {}
+
+sqlite_store::~sqlite_store() {
+    impl_->stop();
+    if (writer_.joinable()) {
+        if (writer_.get_id() == std::this_thread::get_id()) {
+            // the last reference went away inside a handler: the thread owns the state and
+            // finishes the queue on its own
+            writer_.detach();
+        } else {
+            writer_.join();
+        }
+    }
+}
+
+result<std::shared_ptr<sqlite_store>> sqlite_store::open(store_options options) {
+    return open_(std::move(options), detail::builtin_migrations());
+}
+
+result<std::shared_ptr<sqlite_store>> sqlite_store::open_(
+    store_options options, std::span<const detail::migration> migrations) {
+    const std::string path = options.path;
+    if (path.empty() || path == ":memory:" || path.starts_with("file:")) {
+        return error{errc::invalid_argument,
+                     about_file(path) + "the path must name a file (the writer and reader "
+                                        "connections share it)"};
+    }
+    if (options.max_batch == 0) {
+        return error{errc::invalid_argument, about_file(path) + "max_batch must be at least 1"};
+    }
+    if (options.max_delay.count() < 0 || options.busy_timeout.count() < 0) {
+        return error{errc::invalid_argument,
+                     about_file(path) + "max_delay and busy_timeout must not be negative"};
+    }
+    if (migrations.empty()) {
+        return error{errc::invalid_argument, about_file(path) + "no schema migrations"};
+    }
+    for (std::size_t i = 0; i < migrations.size(); ++i) {
+        if (migrations[i].version != static_cast<int>(i) + 1) {
+            return error{errc::invalid_argument,
+                         about_file(path) + "schema migration " + std::to_string(i) +
+                             " has version " + std::to_string(migrations[i].version) +
+                             "; versions must be 1, 2, 3, ..."};
+        }
+    }
+    const int latest = migrations.back().version;
+    const int busy_ms = to_int_ms(options.busy_timeout);
+
+    std::string_view stage = "open";
+    try {
+        auto state = std::make_shared<impl>();
+        state->path = path;
+        state->options = options;
+
+        state->writer_db =
+            std::make_unique<SQLite::Database>(path, open_flags | SQLITE_OPEN_CREATE, busy_ms);
+        SQLite::Database& db = *state->writer_db;
+        if (sqlite3_db_readonly(db.getHandle(), "main") == 1) {
+            return error{errc::store_failure,
+                         about_file(path) + "the file is read-only (a store needs to write it)"};
+        }
+
+        // recognise the file before changing anything in it
+        stage = "read the schema";
+        SAGA_TRY(const file_state found, inspect(db, path));
+        if (found.version > latest) {
+            return newer_schema(path, found.version, latest);
+        }
+        state->settings.opened_at_version = found.version;
+
+        stage = "configure the connection";
+        const std::string journal = query_text(db, "PRAGMA journal_mode = WAL");
+        if (journal != "wal") {
+            return error{errc::store_failure,
+                         about_file(path) + "cannot switch to WAL mode (journal mode is '" +
+                             journal + "')"};
+        }
+        const char* sync_pragma = options.sync == synchronous::full ? "PRAGMA synchronous = FULL"
+                                                                    : "PRAGMA synchronous = NORMAL";
+        db.exec(sync_pragma);
+
+        if (found.fresh || found.version < latest) {
+            stage = "migrate the schema";
+            SAGA_TRY(migrate(db, path, migrations));
+        }
+
+        state->settings.synchronous = query_int(db, "PRAGMA synchronous");
+        state->settings.journal_mode = query_text(db, "PRAGMA journal_mode");
+
+        stage = "prepare statements";
+        state->writer = std::make_unique<writer_connection>(db);
+        stage = "open the read connection";
+        state->reader = std::make_unique<reader_connection>(path, busy_ms);
+        state->reader->db.exec(sync_pragma);
+
+        stage = "start the writer thread";
+        std::shared_ptr<sqlite_store> store(new sqlite_store(state));
+        store->writer_ = std::thread([state] { state->run(); });
+        return store;
+    } catch (const SQLite::Exception& e) {
+        return sqlite_error(path, stage, e);
+    } catch (const std::exception& e) {
+        return other_error(path, stage, &e);
+    }
+}
+
+// ---- the state_store interface ----------------------------------------------------------------
+
+void sqlite_store::async_commit(transition t, commit_handler done) {
+    std::optional<error> refused;
+    try {
+        auto encoded = encode(t);
+        if (encoded) {
+            impl_->submit(work_item{std::move(encoded).value(), std::move(done)});
+            return;
+        }
+        refused = std::move(encoded).error();
+    } catch (const std::exception& e) {
+        refused = other_error(impl_->path, "commit", &e);
+    } catch (...) {
+        refused = other_error(impl_->path, "commit", nullptr);
+    }
+    if (done) {
+        done(std::move(*refused));
+    }
+}
+
+result<void> sqlite_store::ack_outbox(std::span<const std::string> message_ids) {
+    if (message_ids.empty()) {
+        return success();
+    }
+    return guarded(impl_->path, "ack_outbox", [&]() -> result<void> {
+        // shared: the writer may still be inside set_value when get() returns
+        auto promise = std::make_shared<std::promise<result<void>>>();
+        auto future = promise->get_future();
+        impl_->submit(work_item{ack_request{{message_ids.begin(), message_ids.end()}},
+                                [promise](result<void> r) { promise->set_value(std::move(r)); }});
+        return future.get();
+    });
+}
+
+result<instance_record> sqlite_store::load(std::string_view id) {
+    return impl_->read<instance_record>("load", [&](reader_connection& c) -> result<instance_record> {
+        const std::string key(id);
+        statement_use s(c.load);
+        bind_text(*s, 1, key);
+        if (!s->executeStep()) {
+            return error{errc::not_found, about(id) + "not found"};
+        }
+        return read_record(*s);
+    });
+}
+
+result<std::vector<instance_record>> sqlite_store::list(const list_filter& filter) {
+    using records = std::vector<instance_record>;
+    return impl_->read<records>("list", [&](reader_connection& c) -> result<records> {
+        enum : unsigned { definition = 1, key = 2, after = 4, before = 8, statuses = 16 };
+        const unsigned shape = (filter.definition.empty() ? 0U : definition) |
+                               (filter.correlation_key.empty() ? 0U : key) |
+                               (filter.updated_after ? after : 0U) |
+                               (filter.updated_before ? before : 0U) |
+                               (filter.statuses.empty() ? 0U : statuses);
+        auto it = c.lists.find(shape);
+        if (it == c.lists.end()) {
+            std::string sql = std::string("SELECT ") + record_columns +
+                              " FROM instances WHERE id > ?1";
+            if ((shape & definition) != 0) {
+                sql += " AND definition = ?2";
+            }
+            if ((shape & key) != 0) {
+                sql += " AND correlation_key = ?3";
+            }
+            if ((shape & after) != 0) {
+                sql += " AND updated_at >= ?4";
+            }
+            if ((shape & before) != 0) {
+                sql += " AND updated_at <= ?5";
+            }
+            if ((shape & statuses) != 0) {
+                sql += " AND status IN (SELECT value FROM json_each(?6))";
+            }
+            sql += " ORDER BY id LIMIT ?7";
+            it = c.lists.try_emplace(shape, c.db, sql).first;
+        }
+
+        std::string status_json;
+        if ((shape & statuses) != 0) {
+            nlohmann::json names = nlohmann::json::array();
+            for (const saga_status st : filter.statuses) {
+                names.push_back(to_string(st));
+            }
+            status_json = names.dump();
+        }
+        statement_use s(it->second);
+        bind_text(*s, 1, filter.after_id);
+        if ((shape & definition) != 0) {
+            bind_text(*s, 2, filter.definition);
+        }
+        if ((shape & key) != 0) {
+            bind_text(*s, 3, filter.correlation_key);
+        }
+        if ((shape & after) != 0) {
+            bind_int(*s, 4, to_ms_ceil(*filter.updated_after));
+        }
+        if ((shape & before) != 0) {
+            bind_int(*s, 5, to_ms(*filter.updated_before));
+        }
+        if ((shape & statuses) != 0) {
+            bind_text(*s, 6, status_json);
+        }
+        constexpr auto max_limit = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+        bind_int(*s, 7, static_cast<std::int64_t>(std::min(filter.limit, max_limit)));
+        records out;
+        while (s->executeStep()) {
+            out.push_back(read_record(*s));
+        }
+        return out;
+    });
+}
+
+result<std::vector<history_entry>> sqlite_store::history(std::string_view id) {
+    using entries = std::vector<history_entry>;
+    return impl_->read<entries>("history", [&](reader_connection& c) -> result<entries> {
+        const std::string key(id);
+        statement_use s(c.history);
+        bind_text(*s, 1, key);
+        entries out;
+        while (s->executeStep()) {
+            history_entry& e = out.emplace_back();
+            e.saga_id = key;
+            e.version = static_cast<std::uint64_t>(s->getColumn(0).getInt64());
+            e.at = from_ms(s->getColumn(1).getInt64());
+            e.event = column_text(*s, 2);
+            e.step = column_text(*s, 3);
+            e.attempt = static_cast<std::uint32_t>(s->getColumn(4).getInt64());
+            e.detail = column_json(*s, 5);
+        }
+        return out;
+    });
+}
+
+result<std::vector<timer_record>> sqlite_store::timers(std::optional<time_point> due_before) {
+    using timer_list = std::vector<timer_record>;
+    return impl_->read<timer_list>("timers", [&](reader_connection& c) -> result<timer_list> {
+        statement_use s(c.timers);
+        bind_int(*s, 1,
+                 due_before ? to_ms(*due_before) : std::numeric_limits<std::int64_t>::max());
+        timer_list out;
+        while (s->executeStep()) {
+            timer_record& t = out.emplace_back();
+            t.saga_id = column_text(*s, 0);
+            t.id = column_text(*s, 1);
+            t.due = from_ms(s->getColumn(2).getInt64());
+            t.payload = column_json(*s, 3);
+        }
+        return out;
+    });
+}
+
+result<std::vector<outbox_record>> sqlite_store::pending_outbox(std::size_t limit) {
+    using messages = std::vector<outbox_record>;
+    return impl_->read<messages>("pending_outbox", [&](reader_connection& c) -> result<messages> {
+        constexpr auto max_limit = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+        statement_use s(c.outbox);
+        bind_int(*s, 1, static_cast<std::int64_t>(std::min(limit, max_limit)));
+        messages out;
+        while (s->executeStep()) {
+            outbox_record& o = out.emplace_back();
+            o.saga_id = column_text(*s, 0);
+            o.destination = column_text(*s, 1);
+            o.topic = s->getColumn(2).getInt64() != 0;
+            o.message = column_json(*s, 3).get<envelope>();
+        }
+        return out;
+    });
+}
+
+result<bool> sqlite_store::inbox_contains(std::string_view saga_id, std::string_view message_id) {
+    return impl_->read<bool>("inbox_contains", [&](reader_connection& c) -> result<bool> {
+        const std::string saga(saga_id);
+        const std::string message(message_id);
+        statement_use s(c.inbox);
+        bind_text(*s, 1, saga);
+        bind_text(*s, 2, message);
+        return s->executeStep();
+    });
+}
+
+store_stats sqlite_store::stats() const {
+    return {.commits = impl_->commits.load(std::memory_order_relaxed),
+            .batches = impl_->batches.load(std::memory_order_relaxed),
+            .largest_batch = impl_->largest_batch.load(std::memory_order_relaxed),
+            .failed_batches = impl_->failed_batches.load(std::memory_order_relaxed)};
+}
+
+const std::string& sqlite_store::path() const noexcept { return impl_->path; }
+
+// ---- test access ------------------------------------------------------------------------------
+
+namespace detail {
+
+result<std::shared_ptr<sqlite_store>> store_access::open(store_options options,
+                                                         std::span<const migration> migrations) {
+    return sqlite_store::open_(std::move(options), migrations);
+}
+
+connection_settings store_access::settings(const sqlite_store& store) {
+    return store.impl_->settings;
+}
+
+}  // namespace detail
+
+}  // namespace saga::sqlite

@@ -1,0 +1,84 @@
+#pragma once
+/// @file temp_store.hpp
+/// Temporary database files for the SQLite store tests.
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <random>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <unistd.h>
+
+#include <saga/sqlite/sqlite_store.hpp>
+#include <saga/state_store.hpp>
+
+namespace saga::sqlite::test {
+
+/// A unique path under the temp directory; the file and its -wal, -shm and -journal siblings are
+/// removed when this goes (and before, in case an earlier run left them).
+class temp_path {
+public:
+    temp_path() : path_(unique_name()) { remove_files(); }
+    ~temp_path() { remove_files(); }
+    temp_path(const temp_path&) = delete;
+    temp_path& operator=(const temp_path&) = delete;
+
+    [[nodiscard]] const std::string& str() const noexcept { return path_; }
+
+    void remove_files() const noexcept {
+        for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+            std::error_code ec;
+            std::filesystem::remove(path_ + suffix, ec);
+        }
+    }
+
+private:
+    static std::string unique_name() {
+        static std::atomic<unsigned> counter{0};
+        std::random_device random;
+        const std::string name = "saga-sqlite-test-" + std::to_string(::getpid()) + "-" +
+                                 std::to_string(counter++) + "-" + std::to_string(random()) +
+                                 ".db";
+        return (std::filesystem::temp_directory_path() / name).string();
+    }
+
+    std::string path_;
+};
+
+/// Opens a store on `path`, requiring success.
+inline std::shared_ptr<sqlite_store> open_store(const std::string& path,
+                                                store_options options = {}) {
+    options.path = path;
+    auto opened = sqlite_store::open(std::move(options));
+    INFO((opened ? std::string("opened") : opened.error().what()));
+    REQUIRE(opened);
+    return std::move(opened).value();
+}
+
+/// A fresh store on a fresh file, as a `state_store`; the files go with the last reference.
+inline std::shared_ptr<state_store> fresh_store(store_options options = {}) {
+    auto path = std::make_shared<temp_path>();
+    std::shared_ptr<sqlite_store> store = open_store(path->str(), std::move(options));
+    state_store* raw = store.get();
+    return {raw, [store = std::move(store), path = std::move(path)](state_store*) mutable {
+                store.reset();  // closes the file first
+                path.reset();
+            }};
+}
+
+/// The bytes of a file.
+inline std::vector<char> file_bytes(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace saga::sqlite::test
