@@ -608,6 +608,19 @@ void engine_impl::release(outbox_record rec, std::uint32_t tries) {
     }
 }
 
+void engine_impl::flush_acks() {
+    std::vector<std::string> ids;
+    {
+        std::lock_guard lock(acks_mutex_);
+        ids.swap(acks_);
+        ack_flush_scheduled_ = false;
+    }
+    if (ids.empty()) return;
+    if (auto a = store_->ack_outbox(ids); !a)
+        warn(fmt::format("acknowledging {} released outbox messages failed (they will be sent again on "
+                         "recovery): {}", ids.size(), a.error().what()));
+}
+
 void engine_impl::begin_external() {
     std::lock_guard lock(external_mutex_);
     if (external_++ == 0) external_work_.emplace(ctx_.get_executor());
@@ -620,9 +633,14 @@ void engine_impl::end_external() {
 
 void engine_impl::released(outbox_record rec, std::uint32_t tries, result<void> r) {
     if (r) {
-        std::string id = rec.message.message_id;
-        if (auto a = store_->ack_outbox(std::span<const std::string>(&id, 1)); !a)
-            warn(fmt::format("outbox ack of message {} failed: {}", id, a.error().what()));
+        // Acknowledged in batches: one store call for all the messages released meanwhile. An ack
+        // lost to a crash only means the message is sent again on recovery.
+        std::lock_guard lock(acks_mutex_);
+        acks_.push_back(std::move(rec.message.message_id));
+        if (!ack_flush_scheduled_) {
+            ack_flush_scheduled_ = true;
+            asio::post(ctx_, [this] { flush_acks(); });
+        }
         return;
     }
     // The message stays in the outbox; send it again with backoff.

@@ -246,6 +246,10 @@ private:
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> external_work_;
     void begin_external();
     void end_external();
+    std::mutex acks_mutex_;
+    std::vector<std::string> acks_;
+    bool ack_flush_scheduled_ = false;
+    void flush_acks();
     std::shared_ptr<lifeline> lifeline_ = std::make_shared<lifeline>();
 };
 
