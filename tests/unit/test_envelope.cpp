@@ -1,1 +1,171 @@
 #include <catch2/catch.hpp>
+
+#include <saga/envelope.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+using Catch::Matchers::Contains;
+
+namespace {
+
+/// An envelope with every field set to something other than its default.
+saga::envelope full_envelope() {
+    saga::envelope e;
+    e.message_id = "msg-0001";
+    e.kind = saga::message_kind::compensation;
+    e.type = "release_budget";
+    e.saga_id = "campaign-42";
+    e.step = "reserve_budget[3]";
+    e.attempt = 7;
+    e.idempotency_key = "campaign-42/reserve_budget[3]/compensate";
+    e.reply_to = "saga.engine";
+    e.correlation_id = "acme-spring-sale";
+    e.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    e.status = saga::reply_status::permanent_failure;
+    e.error = "budget already released";
+    e.headers = {{"tenant", "acme"}, {"content-language", "fr"}, {"empty", ""}};
+    e.payload = {{"amount", 1250.5},
+                 {"currency", "EUR"},
+                 {"lines", nlohmann::json::array({1, 2, 3})},
+                 {"note", "caf\xc3\xa9 \"quoted\" \\ slash"},
+                 {"nested", {{"ok", true}, {"none", nullptr}}}};
+    return e;
+}
+
+}  // namespace
+
+TEST_CASE("an envelope survives a JSON round trip with every field", "[envelope][json]") {
+    const auto e = full_envelope();
+    const std::string text = saga::encode(e);
+    auto back = saga::decode(text);
+    REQUIRE(back);
+    CHECK(back.value() == e);
+
+    // field by field, so that a failure says which one
+    const auto& b = back.value();
+    CHECK(b.message_id == e.message_id);
+    CHECK(b.kind == e.kind);
+    CHECK(b.type == e.type);
+    CHECK(b.saga_id == e.saga_id);
+    CHECK(b.step == e.step);
+    CHECK(b.attempt == e.attempt);
+    CHECK(b.idempotency_key == e.idempotency_key);
+    CHECK(b.reply_to == e.reply_to);
+    CHECK(b.correlation_id == e.correlation_id);
+    CHECK(b.traceparent == e.traceparent);
+    CHECK(b.status == e.status);
+    CHECK(b.error == e.error);
+    CHECK(b.headers == e.headers);
+    CHECK(b.payload == e.payload);
+}
+
+TEST_CASE("an envelope's JSON uses the documented field names and string enums",
+          "[envelope][json]") {
+    const auto j = nlohmann::json(full_envelope());
+    CHECK(j.at("message_id") == "msg-0001");
+    CHECK(j.at("kind") == "compensation");
+    CHECK(j.at("type") == "release_budget");
+    CHECK(j.at("saga_id") == "campaign-42");
+    CHECK(j.at("step") == "reserve_budget[3]");
+    CHECK(j.at("attempt") == 7);
+    CHECK(j.at("idempotency_key") == "campaign-42/reserve_budget[3]/compensate");
+    CHECK(j.at("reply_to") == "saga.engine");
+    CHECK(j.at("correlation_id") == "acme-spring-sale");
+    CHECK(j.at("traceparent").get<std::string>().starts_with("00-"));
+    CHECK(j.at("status") == "permanent_failure");
+    CHECK(j.at("error") == "budget already released");
+    CHECK(j.at("headers").at("tenant") == "acme");
+    CHECK(j.at("payload").at("currency") == "EUR");
+    CHECK(j.size() == 14);
+}
+
+TEST_CASE("every message kind and reply status round-trips", "[envelope][json]") {
+    const auto kind = GENERATE(saga::message_kind::command, saga::message_kind::compensation,
+                               saga::message_kind::reply, saga::message_kind::event);
+    const auto status = GENERATE(saga::reply_status::success, saga::reply_status::transient_failure,
+                                 saga::reply_status::permanent_failure);
+    saga::envelope e;
+    e.message_id = "m";
+    e.kind = kind;
+    e.status = status;
+    auto back = saga::decode(saga::encode(e));
+    REQUIRE(back);
+    CHECK(back.value().kind == kind);
+    CHECK(back.value().status == status);
+    CHECK(back.value() == e);
+}
+
+TEST_CASE("kinds and statuses have names", "[envelope]") {
+    CHECK(saga::to_string(saga::message_kind::command) == "command");
+    CHECK(saga::to_string(saga::message_kind::compensation) == "compensation");
+    CHECK(saga::to_string(saga::message_kind::reply) == "reply");
+    CHECK(saga::to_string(saga::message_kind::event) == "event");
+    CHECK(saga::to_string(saga::reply_status::success) == "success");
+    CHECK(saga::to_string(saga::reply_status::transient_failure) == "transient_failure");
+    CHECK(saga::to_string(saga::reply_status::permanent_failure) == "permanent_failure");
+}
+
+TEST_CASE("a default envelope round-trips", "[envelope][json]") {
+    saga::envelope e;
+    auto back = saga::decode(saga::encode(e));
+    REQUIRE(back);
+    CHECK(back.value() == e);
+    CHECK(back.value().payload == nlohmann::json::object());
+}
+
+TEST_CASE("decoding fills absent optional fields with their defaults", "[envelope][json]") {
+    auto e = saga::decode(R"({"message_id": "m-1"})");
+    REQUIRE(e);
+    CHECK(e.value().message_id == "m-1");
+    CHECK(e.value().kind == saga::message_kind::command);
+    CHECK(e.value().status == saga::reply_status::success);
+    CHECK(e.value().attempt == 0);
+    CHECK(e.value().type.empty());
+    CHECK(e.value().headers.empty());
+    CHECK(e.value().payload == nlohmann::json::object());
+}
+
+TEST_CASE("decoding malformed text is invalid_argument", "[envelope][json][errors]") {
+    const std::string text = GENERATE(as<std::string>{},
+                                      "",                                 // nothing
+                                      "not json",                         // not JSON
+                                      R"({"message_id": "m")",            // truncated
+                                      R"({"message_id": "m"} trailing)",  // garbage after
+                                      "[]",                               // not an object
+                                      "42",                               // not an object
+                                      "null",                             // not an object
+                                      R"({"kind": "command"})",           // no message_id
+                                      R"({"message_id": 17})",            // wrong type
+                                      R"({"message_id": "m", "attempt": "three"})",
+                                      R"({"message_id": "m", "headers": {"a": 1}})",
+                                      R"({"message_id": "m", "kind": 3})");
+    CAPTURE(text);
+    auto e = saga::decode(text);
+    REQUIRE_FALSE(e);
+    CHECK(e.error() == saga::errc::invalid_argument);
+    CHECK(e.error() == saga::condition::permanent);
+    CHECK_THAT(e.error().message, Contains("malformed envelope"));
+}
+
+TEST_CASE("decoding rejects an unknown kind or status", "[envelope][json][errors]") {
+    SECTION("kind") {
+        auto e = saga::decode(R"({"message_id": "m", "kind": "telegram"})");
+        REQUIRE_FALSE(e);
+        CHECK(e.error() == saga::errc::invalid_argument);
+        CHECK_THAT(e.error().message, Contains("telegram"));
+        CHECK_THAT(e.error().message, Contains("kind"));
+    }
+    SECTION("status") {
+        auto e = saga::decode(R"({"message_id": "m", "status": "maybe"})");
+        REQUIRE_FALSE(e);
+        CHECK(e.error() == saga::errc::invalid_argument);
+        CHECK_THAT(e.error().message, Contains("maybe"));
+        CHECK_THAT(e.error().message, Contains("status"));
+    }
+    SECTION("names are case-sensitive") {
+        auto e = saga::decode(R"({"message_id": "m", "kind": "Command"})");
+        CHECK_FALSE(e);
+    }
+}
