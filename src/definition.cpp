@@ -103,6 +103,8 @@ struct validator {
                 break;
             }
         }
+        if (n.forward.on_reply && n.forward.kind != action::how::remote)
+            return invalid(fmt::format("step '{}': on_reply() applies to remote actions only", n.name));
         SAGA_TRY(check_action(n, n.compensation, "compensation"));
         if (n.pivot) seen_pivot = true;
         return success();

@@ -308,7 +308,9 @@ public:
     /// Each item runs `fn(Data&, const Item&[, step_context&])` locally.
     template <class Fn>
     for_each_builder& local(Fn fn) {
+        auto on_reply = std::move(node_.forward.on_reply);  // kept so build() can report it
         node_.forward = detail::make_local_item<Data, Item>(std::move(fn));
+        node_.forward.on_reply = std::move(on_reply);
         return *this;
     }
     /// Each item sends `make(const Data&, const Item&[, step_context&])` to `endpoint`.
