@@ -405,9 +405,16 @@ void engine_impl::post_input(const std::string& id, input in) {
 
 void engine_impl::pump(const std::shared_ptr<instance>& inst) {
     while (!inst->busy && !inst->mailbox.empty()) {
-        input in = std::move(inst->mailbox.front());
-        inst->mailbox.pop_front();
-        process(inst, std::move(in));
+        // Everything queued for the instance goes into one transition (say, the replies of a
+        // parallel group that arrived together): one commit, one fsync, instead of one each.
+        std::vector<input> batch;
+        const std::size_t n = std::min<std::size_t>(inst->mailbox.size(), 256);
+        batch.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            batch.push_back(std::move(inst->mailbox.front()));
+            inst->mailbox.pop_front();
+        }
+        process(inst, std::move(batch));
     }
     if (!inst->busy && inst->mailbox.empty() && inst->loaded && is_settled(inst->record.status) &&
         inst->live.empty())
@@ -438,78 +445,102 @@ result<void> engine_impl::load(instance& inst, bool keep_live_data) {
     }
     inst.def = std::move(def);
     inst.state = std::move(state);
-    inst.record = std::move(rec);
+    inst.record = metadata_of(std::move(rec));
     inst.loaded = true;
     return success();
 }
 
-void engine_impl::process(const std::shared_ptr<instance>& inst, input in) {
-    const bool reload = !inst->loaded || in.what == input::kind::refresh;
+namespace {
+void ack_all(std::vector<input>& batch) {
+    for (auto& in : batch)
+        if (in.from) in.from->ack();
+}
+void nack_all(std::vector<input>& batch, duration delay) {
+    for (auto& in : batch)
+        if (in.from) in.from->nack(delay);
+}
+}  // namespace
+
+void engine_impl::process(const std::shared_ptr<instance>& inst, std::vector<input> batch) {
+    const bool reload = !inst->loaded || std::any_of(batch.begin(), batch.end(), [](const input& in) {
+                            return in.what == input::kind::refresh;
+                        });
     if (reload) {
         if (auto r = load(*inst, true); !r) {
             if (r.error() == errc::not_found) {
-                if (in.from) in.from->ack();  // a message for a saga this store never had
+                ack_all(batch);  // messages for a saga this store never had
                 return;
             }
             if (r.error() != errc::definition_not_registered) warn(r.error().what());
-            if (in.from) in.from->nack(std::chrono::seconds{30});
+            nack_all(batch, std::chrono::seconds{30});
             return;
         }
     }
     if (is_settled(inst->record.status) && inst->record.status != saga_status::paused) {
-        if (in.from) in.from->ack();
+        ack_all(batch);
         return;
     }
     tx t;
     t.now = clock_->now();
-    handle(*inst, t, in);
+    for (auto& in : batch) handle(*inst, t, in);
     advance(*inst, t);
     if (!t.changed()) {
-        if (in.from) in.from->ack();
+        ack_all(batch);
         schedule_wake(inst, t);
         if (t.need_continue) post_input(inst->id, input{input::kind::wake});
         return;
     }
-    commit(inst, std::move(t), std::move(in));
+    commit(inst, std::move(t), std::move(batch));
 }
 
-void engine_impl::commit(const std::shared_ptr<instance>& inst, tx t, input in) {
+void engine_impl::commit(const std::shared_ptr<instance>& inst, tx t, std::vector<input> batch) {
     auto data = inst->data->to_json();
     if (!data) {
         // The user's data cannot be serialised: fail loudly, keep the last good record.
         warn(fmt::format("saga '{}': {}", inst->id, data.error().message));
-        if (in.from) in.from->nack(std::chrono::seconds{5});
+        nack_all(batch, std::chrono::seconds{5});
         inst->loaded = false;
         return;
     }
-    instance_record next = inst->record;
-    next.version = inst->record.version + 1;
-    next.data = std::move(data).value();
-    next.state = to_json(inst->state);
-    next.updated_at = t.now;
-    for (auto& h : t.history) h.version = next.version;
-
+    // The engine keeps only the record's metadata; data and state go to the store without copies.
+    const auto& cur = inst->record;
     transition tr;
-    tr.record = next;
-    tr.expected_version = inst->record.version;
-    tr.history = t.history;
-    tr.outbox = t.outbox;
+    tr.expected_version = cur.version;
+    tr.record.id = cur.id;
+    tr.record.definition = cur.definition;
+    tr.record.definition_version = cur.definition_version;
+    tr.record.version = cur.version + 1;
+    tr.record.status = cur.status;
+    tr.record.correlation_key = cur.correlation_key;
+    tr.record.exclusive = cur.exclusive;
+    tr.record.created_at = cur.created_at;
+    tr.record.updated_at = t.now;
+    tr.record.data = std::move(data).value();
+    tr.record.state = to_json(inst->state);
+    for (auto& h : t.history) h.version = tr.record.version;
+
+    struct pending {
+        instance_record next;        // metadata (with data and state only when observers need them)
+        tx t;
+        std::vector<input> batch;
+    };
+    auto p = std::make_shared<pending>();
+    const bool observed = has_observers();
+    p->next = observed ? tr.record : metadata_of(tr.record);
+    tr.history = observed ? t.history : std::move(t.history);
+    tr.outbox = t.outbox;  // kept: released after the commit
     tr.timers_set = t.timers_set;
     tr.timers_cleared = t.timers_cleared;
-    tr.inbox = t.inbox;
+    tr.inbox = std::move(t.inbox);
+    p->t = std::move(t);
+    p->batch = std::move(batch);
 
     inst->busy = true;
-    struct pending {
-        instance_record next;
-        tx t;
-        input in;
-    };
-    auto p = std::make_shared<pending>(pending{std::move(next), std::move(t), std::move(in)});
     begin_external();
     store_->async_commit(std::move(tr), [life = lifeline_, inst, p](result<void> r) {
         with_engine(life, [&](engine_impl& self) {
             asio::post(inst->strand, [&self, inst, p, r = std::move(r)]() mutable {
-                self.on_committed(inst, std::move(r), std::move(p->next), std::move(p->t), std::move(p->in));
+                self.on_committed(inst, std::move(r), std::move(p->next), std::move(p->t), std::move(p->batch));
             });
             self.end_external();
         });
@@ -517,31 +548,39 @@ void engine_impl::commit(const std::shared_ptr<instance>& inst, tx t, input in) 
 }
 
 void engine_impl::on_committed(const std::shared_ptr<instance>& inst, result<void> r, instance_record next,
-                               tx t, input in) {
+                               tx t, std::vector<input> batch) {
     inst->busy = false;
     if (!r) {
         const auto& e = r.error();
-        if (e == errc::version_conflict) {
-            // Someone else moved the instance on: reload and process the input again.
+        if (e == errc::version_conflict || e == errc::duplicate_message) {
+            // Someone else moved the instance on, or already consumed one of these messages:
+            // reload and process the inputs again, less the messages the store has consumed.
             inst->loaded = false;
-            inst->mailbox.push_front(std::move(in));
-        } else if (e == errc::duplicate_message) {
-            inst->loaded = false;
-            if (in.from) in.from->ack();
+            for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
+                if (e == errc::duplicate_message && it->from) {
+                    auto seen = store_->inbox_contains(inst->id, it->message.message_id);
+                    if (seen && seen.value()) {
+                        it->from->ack();
+                        continue;
+                    }
+                }
+                inst->mailbox.push_front(std::move(*it));
+            }
         } else {
             warn(fmt::format("saga '{}': commit failed, will retry: {}", inst->id, e.what()));
             inst->loaded = false;
-            if (in.from) {
-                in.from->nack(std::chrono::seconds{1});
-            } else {
-                retry_later(inst->id, std::move(in), std::chrono::seconds{1});
+            for (auto& in : batch) {
+                if (in.from) {
+                    in.from->nack(std::chrono::seconds{1});
+                } else {
+                    retry_later(inst->id, std::move(in), std::chrono::seconds{1});
+                }
             }
         }
         pump(inst);
         return;
     }
 
-    inst->record = std::move(next);
     // Timers first (so a cleared one cannot fire), then messages, then local coroutines.
     for (const auto& id : t.timers_cleared) {
         if (auto it = inst->armed.find(id); it != inst->armed.end()) {
@@ -552,12 +591,16 @@ void engine_impl::on_committed(const std::shared_ptr<instance>& inst, result<voi
     for (const auto& tr : t.timers_set) arm(inst, tr);
     for (auto& o : t.outbox) release(std::move(o), 0);
     for (const auto& l : t.launches) launch_async(inst, l);
-    if (in.from) in.from->ack();
+    ack_all(batch);
     schedule_wake(inst, t);
     if (t.need_continue) inst->mailbox.push_back(input{input::kind::wake});
-    notify(inst->record, t.history);
-    if (is_settled(inst->record.status) && has_waiters(inst->id))
-        settle_waiters(inst->id, make_view(inst->record, inst->state));
+    if (!t.history.empty()) notify(next, t.history);
+    inst->record = metadata_of(std::move(next));
+    if (is_settled(inst->record.status) && has_waiters(inst->id)) {
+        auto view_record = inst->record;
+        if (auto d = inst->data->to_json()) view_record.data = std::move(d).value();
+        settle_waiters(inst->id, make_view(view_record, inst->state));
+    }
     pump(inst);
 }
 
@@ -734,6 +777,8 @@ void engine_impl::handle_reply(instance& inst, tx& t, const envelope& e) {
     const node* n = node_of(inst, e.step);
     if (it == inst.state.units.end() || !n) return;
     auto& u = it->second;
+    // A copy of a message already consumed in this transition (inputs are batched).
+    if (std::find(t.inbox.begin(), t.inbox.end(), e.message_id) != t.inbox.end()) return;
     const bool for_compensation = e.idempotency_key.ends_with("/compensate");
     const auto reply_error = [&](const std::string& endpoint) -> std::optional<error> {
         switch (e.status) {
@@ -1480,6 +1525,11 @@ retry_policy engine_impl::retry_for(const instance& inst, const node& n) const {
 
 retry_policy engine_impl::compensation_retry_for(const instance& inst, const node& n) const {
     return n.compensation_retry ? *n.compensation_retry : inst.def->m->default_compensation_retry;
+}
+
+bool engine_impl::has_observers() const {
+    std::lock_guard lock(mutex_);
+    return !observers_.empty();
 }
 
 void engine_impl::notify(const instance_record& record, std::span<const history_entry> entries) {

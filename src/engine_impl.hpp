@@ -87,7 +87,7 @@ struct instance {
     asio::strand<asio::io_context::executor_type> strand;
     // Everything below is touched only on `strand`.
     bool loaded = false;
-    instance_record record;
+    instance_record record;  // the last committed record's metadata (data and state are below)
     instance_state state;
     std::shared_ptr<data_box> data;
     std::shared_ptr<const compiled_definition> def;
@@ -107,6 +107,13 @@ struct endpoint_runtime {
 };
 
 enum class progress { done, blocked, failed };
+
+/// A record without its data and state (the engine keeps those as objects, not JSON).
+inline instance_record metadata_of(instance_record r) {
+    r.data = nlohmann::json();
+    r.state = nlohmann::json();
+    return r;
+}
 
 class engine_impl;
 
@@ -157,11 +164,12 @@ private:
     // the actor
     void post_input(const std::string& id, input in);
     void pump(const std::shared_ptr<instance>& inst);
-    void process(const std::shared_ptr<instance>& inst, input in);
+    void process(const std::shared_ptr<instance>& inst, std::vector<input> batch);
     result<void> load(instance& inst, bool keep_live_data);
-    void commit(const std::shared_ptr<instance>& inst, tx t, input in);
+    void commit(const std::shared_ptr<instance>& inst, tx t, std::vector<input> batch);
     void on_committed(const std::shared_ptr<instance>& inst, result<void> r, instance_record next, tx t,
-                      input in);
+                      std::vector<input> batch);
+    bool has_observers() const;
     void retry_later(const std::string& id, input in, duration delay);
     void schedule_wake(const std::shared_ptr<instance>& inst, const tx& t);
 
