@@ -4,8 +4,8 @@
 // leave the process (what the engine always does):
 //   1 validate (local; undone locally)       2 reserve_budget (budget; undone by release)
 //   3 ensure_feed (feeds)                    4 submit, a parallel group of 4 branches: google,
-//   5 activate (campaigns)                     instagram, tiktok, snapchat (each undone by withdraw)
-//   6 announce (local)
+//   5 activate (campaigns)                     instagram, tiktok, snapchat (each undone by
+//   withdraw) 6 announce (local)
 // Variant A completes; in variant B the participant refuses step 5 permanently, so steps 4, 2 and
 // 1 are compensated (newest first) and the saga ends `compensated`.
 //
@@ -24,9 +24,9 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
-#include <condition_variable>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -81,8 +81,9 @@ struct campaign {
     std::string activation;
     bool announced = false;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(campaign, campaign_id, budget, refuse_activation, validated,
-                                                reservation, feed, ads, activation, announced)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(campaign, campaign_id, budget, refuse_activation,
+                                                validated, reservation, feed, ads, activation,
+                                                announced)
 
 }  // namespace bench
 
@@ -93,7 +94,9 @@ using bench::campaign;
 constexpr std::string_view saga_name = "publish_campaign";
 constexpr std::string_view platforms[] = {"google", "instagram", "tiktok", "snapchat"};
 
-std::string id_of(const json& reply) { return reply.value("id", std::string()); }
+std::string id_of(const json& reply) {
+    return reply.value("id", std::string());
+}
 
 saga::result<saga::definition<campaign>> publish_campaign() {
     saga::definition_builder<campaign> b(std::string(saga_name), 1);
@@ -106,34 +109,42 @@ saga::result<saga::definition<campaign>> publish_campaign() {
         .compensate([](campaign& c) { c.validated = false; })
         .remote("reserve_budget", "budget",
                 [](const campaign& c) {
-                    return saga::command{"reserve", {{"campaign", c.campaign_id}, {"amount", c.budget}}};
+                    return saga::command{"reserve",
+                                         {{"campaign", c.campaign_id}, {"amount", c.budget}}};
                 })
         .on_reply([](campaign& c, const json& r) { c.reservation = id_of(r); })
-        .compensate_remote("budget", [](const campaign& c) {
-            return saga::command{"release", {{"id", c.reservation}}};
-        })
+        .compensate_remote("budget",
+                           [](const campaign& c) {
+                               return saga::command{"release", {{"id", c.reservation}}};
+                           })
         .remote("ensure_feed", "feeds",
-                [](const campaign& c) { return saga::command{"ensure", {{"campaign", c.campaign_id}}}; })
+                [](const campaign& c) {
+                    return saga::command{"ensure", {{"campaign", c.campaign_id}}};
+                })
         .on_reply([](campaign& c, const json& r) { c.feed = id_of(r); })
-        .parallel("submit", [](saga::parallel_builder<campaign>& p) {
-            for (const auto platform : platforms) {
-                const std::string name(platform);
-                p.branch(name)
-                    .remote("submit_" + name, name,
-                            [name](const campaign& c) {
-                                return saga::command{"submit", {{"campaign", c.campaign_id}, {"feed", c.feed}}};
-                            })
-                    .on_reply([name](campaign& c, const json& r) { c.ads[name] = id_of(r); })
-                    .compensate_remote(name, [name](const campaign& c) {
-                        const auto it = c.ads.find(name);
-                        return saga::command{"withdraw", {{"ad", it == c.ads.end() ? "" : it->second}}};
-                    });
-            }
-        })
+        .parallel(
+            "submit",
+            [](saga::parallel_builder<campaign>& p) {
+                for (const auto platform : platforms) {
+                    const std::string name(platform);
+                    p.branch(name)
+                        .remote("submit_" + name, name,
+                                [name](const campaign& c) {
+                                    return saga::command{
+                                        "submit", {{"campaign", c.campaign_id}, {"feed", c.feed}}};
+                                })
+                        .on_reply([name](campaign& c, const json& r) { c.ads[name] = id_of(r); })
+                        .compensate_remote(name, [name](const campaign& c) {
+                            const auto it = c.ads.find(name);
+                            return saga::command{"withdraw",
+                                                 {{"ad", it == c.ads.end() ? "" : it->second}}};
+                        });
+                }
+            })
         .remote("activate", "campaigns",
                 [](const campaign& c) {
-                    return saga::command{"activate",
-                                         {{"campaign", c.campaign_id}, {"refuse", c.refuse_activation}}};
+                    return saga::command{
+                        "activate", {{"campaign", c.campaign_id}, {"refuse", c.refuse_activation}}};
                 })
         .on_reply([](campaign& c, const json& r) { c.activation = id_of(r); })
         .local("announce", [](campaign& c) { c.announced = true; });
@@ -148,10 +159,10 @@ enum class variant_kind { a, b };
 
 struct options {
     std::size_t runs = 3;
-    std::size_t sagas = 2000;        // concurrent scenario; the sequential one runs sagas / 10
+    std::size_t sagas = 2000;  // concurrent scenario; the sequential one runs sagas / 10
     std::size_t inflight = 64;
     std::size_t workers = 2;
-    std::size_t starters = 8;        // threads calling start() in the concurrent scenario
+    std::size_t starters = 8;  // threads calling start() in the concurrent scenario
     std::vector<store_kind> stores{store_kind::memory, store_kind::sqlite};
     std::vector<scenario_kind> scenarios{scenario_kind::sequential, scenario_kind::concurrent};
     std::vector<variant_kind> variants{variant_kind::a, variant_kind::b};
@@ -180,14 +191,16 @@ struct usage_error : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-std::size_t parse_count(std::string_view flag, std::string_view text, std::size_t min, std::size_t max) {
+std::size_t parse_count(std::string_view flag, std::string_view text, std::size_t min,
+                        std::size_t max) {
     std::size_t value = 0;
     const auto* end = text.data() + text.size();
     const auto [ptr, ec] = std::from_chars(text.data(), end, value);
     if (text.empty() || ec != std::errc{} || ptr != end)
         throw usage_error(fmt::format("{} needs a whole number, not '{}'", flag, text));
     if (value < min || value > max)
-        throw usage_error(fmt::format("{} must be between {} and {}, not {}", flag, min, max, value));
+        throw usage_error(
+            fmt::format("{} must be between {} and {}, not {}", flag, min, max, value));
     return value;
 }
 
@@ -238,7 +251,8 @@ options parse_options(int argc, char** argv) {
             } else if (v == "all") {
                 o.scenarios = {scenario_kind::sequential, scenario_kind::concurrent};
             } else {
-                throw usage_error(fmt::format("--scenario takes sequential, concurrent or all, not '{}'", v));
+                throw usage_error(
+                    fmt::format("--scenario takes sequential, concurrent or all, not '{}'", v));
             }
         } else if (a == "--variant") {
             const auto v = value();
@@ -259,22 +273,27 @@ options parse_options(int argc, char** argv) {
 #if !defined(SAGA_BENCH_SQLITE)
     if (std::find(o.stores.begin(), o.stores.end(), store_kind::sqlite) != o.stores.end()) {
         if (o.stores.size() == 1)
-            throw usage_error("this saga_bench was built without saga::sqlite: --store sqlite is not available");
+            throw usage_error(
+                "this saga_bench was built without saga::sqlite: --store sqlite is not available");
         std::erase(o.stores, store_kind::sqlite);
-        fmt::print(stderr, "saga_bench: built without saga::sqlite; running the memory store only\n");
+        fmt::print(stderr,
+                   "saga_bench: built without saga::sqlite; running the memory store only\n");
     }
 #endif
     return o;
 }
 
-std::size_t sequential_count(const options& o) { return std::max<std::size_t>(1, o.sagas / 10); }
+std::size_t sequential_count(const options& o) {
+    return std::max<std::size_t>(1, o.sagas / 10);
+}
 
 // ---- one engine with its store, transport and participants ----------------------------------
 
 /// Counts committed transitions: the engine calls observers once per committed transition.
 class counting_observer final : public saga::observer {
 public:
-    void on_transition(const saga::instance_record&, std::span<const saga::history_entry> entries) override {
+    void on_transition(const saga::instance_record&,
+                       std::span<const saga::history_entry> entries) override {
         transitions.fetch_add(1, std::memory_order_relaxed);
         history_entries.fetch_add(entries.size(), std::memory_order_relaxed);
     }
@@ -288,8 +307,8 @@ std::filesystem::path fresh_db_path() {
     std::random_device rd;
     const auto dir = std::filesystem::temp_directory_path();
     for (;;) {
-        auto p = dir / fmt::format("saga_bench_{}_{:08x}_{}.db", static_cast<long>(::getpid()), rd(),
-                                   counter.fetch_add(1));
+        auto p = dir / fmt::format("saga_bench_{}_{:08x}_{}.db", static_cast<long>(::getpid()),
+                                   rd(), counter.fetch_add(1));
         if (!std::filesystem::exists(p)) return p;
     }
 }
@@ -324,9 +343,11 @@ public:
         } else {
 #if defined(SAGA_BENCH_SQLITE)
             db_.path = fresh_db_path();
-            auto s = saga::sqlite::sqlite_store::open(
-                saga::sqlite::store_options{.path = db_.path.string(), .sync = saga::sqlite::synchronous::full});
-            if (!s) throw bench_error(fmt::format("cannot open the SQLite store: {}", s.error().what()));
+            auto s = saga::sqlite::sqlite_store::open(saga::sqlite::store_options{
+                .path = db_.path.string(), .sync = saga::sqlite::synchronous::full});
+            if (!s)
+                throw bench_error(
+                    fmt::format("cannot open the SQLite store: {}", s.error().what()));
             sqlite_ = s.value();
             store_ = std::move(s).value();
 #else
@@ -334,8 +355,8 @@ public:
 #endif
         }
         transport_ = std::make_shared<saga::inmemory::memory_transport>(clock_);
-        engine_ = std::make_unique<saga::engine>(store_, transport_,
-                                                 saga::engine_options{.workers = workers, .clock = clock_});
+        engine_ = std::make_unique<saga::engine>(
+            store_, transport_, saga::engine_options{.workers = workers, .clock = clock_});
         auto def = publish_campaign();
         if (!def) throw bench_error(fmt::format("invalid definition: {}", def.error().what()));
         if (auto r = engine_->add(def.value()); !r)
@@ -344,7 +365,8 @@ public:
         engine_->add_observer(observer_);
         add_participants();
         runner_ = std::thread([this] {
-            if (auto r = engine_->run(); !r) fmt::print(stderr, "saga_bench: engine.run failed: {}\n", r.error().what());
+            if (auto r = engine_->run(); !r)
+                fmt::print(stderr, "saga_bench: engine.run failed: {}\n", r.error().what());
         });
     }
 
@@ -358,26 +380,33 @@ public:
 #if defined(SAGA_BENCH_SQLITE)
         sqlite_.reset();
 #endif
-        store_.reset();  // the SQLite store drains its queue and closes the file here; db_ removes it
+        store_
+            .reset();  // the SQLite store drains its queue and closes the file here; db_ removes it
     }
     environment(const environment&) = delete;
     environment& operator=(const environment&) = delete;
 
-    saga::engine& engine() { return *engine_; }
-    counting_observer& observer() { return *observer_; }
+    saga::engine& engine() {
+        return *engine_;
+    }
+    counting_observer& observer() {
+        return *observer_;
+    }
 
     /// What happened below the engine since the environment was made (for the progress lines).
     [[nodiscard]] std::string diagnostics() const {
         const auto t = transport_->stats();
-        auto out = fmt::format("transport: {} sent, {} delivered, {} redelivered, {} nacked", t.sent, t.delivered,
-                               t.redelivered, t.nacked);
+        auto out = fmt::format("transport: {} sent, {} delivered, {} redelivered, {} nacked",
+                               t.sent, t.delivered, t.redelivered, t.nacked);
 #if defined(SAGA_BENCH_SQLITE)
         if (sqlite_) {
             const auto st = sqlite_->stats();
-            out += fmt::format("; sqlite: {} commits in {} transactions ({:.1f} per transaction, largest {})",
-                               st.commits, st.batches,
-                               st.batches ? static_cast<double>(st.commits) / static_cast<double>(st.batches) : 0.0,
-                               st.largest_batch);
+            out += fmt::format(
+                "; sqlite: {} commits in {} transactions ({:.1f} per transaction, largest {})",
+                st.commits, st.batches,
+                st.batches ? static_cast<double>(st.commits) / static_cast<double>(st.batches)
+                           : 0.0,
+                st.largest_batch);
         }
 #endif
         return out;
@@ -393,10 +422,13 @@ private:
         using saga::participant_reply;
         participant("budget")
             .on("reserve",
-                [](const saga::envelope& e) { return participant_reply::success({{"id", "budget:" + e.idempotency_key}}); })
+                [](const saga::envelope& e) {
+                    return participant_reply::success({{"id", "budget:" + e.idempotency_key}});
+                })
             .on("release", [](const saga::envelope&) { return participant_reply::success(); });
         participant("feeds").on("ensure", [](const saga::envelope& e) {
-            return participant_reply::success({{"id", "feed:" + e.payload.value("campaign", std::string())}});
+            return participant_reply::success(
+                {{"id", "feed:" + e.payload.value("campaign", std::string())}});
         });
         for (const auto platform : platforms) {
             const std::string name(platform);
@@ -408,12 +440,14 @@ private:
                 .on("withdraw", [](const saga::envelope&) { return participant_reply::success(); });
         }
         participant("campaigns").on("activate", [](const saga::envelope& e) {
-            if (e.payload.value("refuse", false)) return participant_reply::permanent("activation refused");
+            if (e.payload.value("refuse", false))
+                return participant_reply::permanent("activation refused");
             return participant_reply::success({{"id", "live:" + e.idempotency_key}});
         });
         for (auto& p : participants_)
             if (auto r = p->start(engine_->get_executor()); !r)
-                throw bench_error(fmt::format("cannot start participant '{}': {}", p->endpoint(), r.error().what()));
+                throw bench_error(fmt::format("cannot start participant '{}': {}", p->endpoint(),
+                                              r.error().what()));
     }
 
     temp_db db_;  // first: removed after everything else is gone
@@ -465,7 +499,9 @@ double process_sys_seconds() {
 double process_cpu_seconds() {
     rusage u{};
     getrusage(RUSAGE_SELF, &u);
-    auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+    auto secs = [](const timeval& t) {
+        return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+    };
     return secs(u.ru_utime) + secs(u.ru_stime);
 }
 
@@ -473,7 +509,8 @@ double percentile(std::vector<double> v, double p) {
     if (v.empty()) return 0;
     std::sort(v.begin(), v.end());
     // nearest rank
-    const auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
+    const auto rank =
+        static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
     return v[std::clamp<std::size_t>(rank, 1, v.size()) - 1];
 }
 
@@ -491,13 +528,15 @@ double ms_since(steady::time_point t0) {
 void check_outcome(const saga::result<saga::instance_view>& r, variant_kind v) {
     if (!r) throw bench_error(fmt::format("waiting for a saga failed: {}", r.error().what()));
     if (r.value().status != expected_status(v))
-        throw bench_error(fmt::format("saga {} ended {} (expected {}){}", r.value().id, saga::to_string(r.value().status),
+        throw bench_error(fmt::format("saga {} ended {} (expected {}){}", r.value().id,
+                                      saga::to_string(r.value().status),
                                       saga::to_string(expected_status(v)),
                                       r.value().error.empty() ? "" : ": " + r.value().error));
 }
 
 /// One saga at a time.
-run_result run_sequential(environment& env, variant_kind v, std::size_t n, std::size_t first_index) {
+run_result run_sequential(environment& env, variant_kind v, std::size_t n,
+                          std::size_t first_index) {
     auto& eng = env.engine();
     run_result out;
     out.sagas = n;
@@ -629,7 +668,8 @@ run_result run_concurrent(environment& env, variant_kind v, std::size_t n, std::
     for (std::size_t k = 0; k < starters; ++k) clients.emplace_back(client);
     if (!st->done.wait_zero(run_time_limit)) {
         // Something is stuck: report it and leave (the clients may be blocked in the engine).
-        fmt::print(stderr, "saga_bench: the concurrent scenario did not finish within {} s\n", run_time_limit.count());
+        fmt::print(stderr, "saga_bench: the concurrent scenario did not finish within {} s\n",
+                   run_time_limit.count());
         std::_Exit(1);
     }
     const auto seconds = std::chrono::duration<double>(steady::now() - t0).count();
@@ -662,7 +702,9 @@ struct row {
     double transitions_per_s = 0;
 };
 
-std::string_view store_name(store_kind k) { return k == store_kind::memory ? "memory" : "sqlite"; }
+std::string_view store_name(store_kind k) {
+    return k == store_kind::memory ? "memory" : "sqlite";
+}
 std::string_view durability(store_kind k) {
     return k == store_kind::memory ? "memory (none)" : "sqlite synchronous=FULL";
 }
@@ -707,7 +749,9 @@ std::string compiler() {
 #endif
 }
 
-std::string fmt_ms(double ms) { return ms >= 100 ? fmt::format("{:.0f}", ms) : fmt::format("{:.3f}", ms); }
+std::string fmt_ms(double ms) {
+    return ms >= 100 ? fmt::format("{:.0f}", ms) : fmt::format("{:.3f}", ms);
+}
 
 std::string fmt_rate(double r) {
     // 12345.6 -> "12,346"
@@ -722,18 +766,24 @@ std::string fmt_rate(double r) {
 }
 
 void print_table(const std::vector<row>& rows, const options& o) {
-    fmt::print("| store | durability | variant | scenario | sagas | in flight | median ms | p99 ms | sagas/s | "
-               "transitions/s |\n");
+    fmt::print(
+        "| store | durability | variant | scenario | sagas | in flight | median ms | p99 ms | "
+        "sagas/s | "
+        "transitions/s |\n");
     fmt::print("|---|---|---|---|--:|--:|--:|--:|--:|--:|\n");
     for (const auto& r : rows)
         fmt::print("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", store_name(r.store),
-                   durability(r.store), variant_name(r.variant), scenario_name(r.scenario), r.sagas, r.inflight,
-                   fmt_ms(r.median_ms), fmt_ms(r.p99_ms), fmt_rate(r.sagas_per_s), fmt_rate(r.transitions_per_s));
+                   durability(r.store), variant_name(r.variant), scenario_name(r.scenario), r.sagas,
+                   r.inflight, fmt_ms(r.median_ms), fmt_ms(r.p99_ms), fmt_rate(r.sagas_per_s),
+                   fmt_rate(r.transitions_per_s));
     const std::string build = SAGA_BENCH_BUILD_TYPE;
-    fmt::print("\nmachine: nproc {}, {}; compiler {}; {} build; engine workers {}, {} client threads; median of "
-               "{} run{}; date {}\n",
-               std::thread::hardware_concurrency(), cpu_model(), compiler(), build.empty() ? "unknown" : build,
-               o.workers, o.starters, o.runs, o.runs == 1 ? "" : "s", utc_now());
+    fmt::print(
+        "\nmachine: nproc {}, {}; compiler {}; {} build; engine workers {}, {} client threads; "
+        "median of "
+        "{} run{}; date {}\n",
+        std::thread::hardware_concurrency(), cpu_model(), compiler(),
+        build.empty() ? "unknown" : build, o.workers, o.starters, o.runs, o.runs == 1 ? "" : "s",
+        utc_now());
 }
 
 row measure(const options& o, store_kind store, variant_kind v, scenario_kind sc) {
@@ -741,8 +791,9 @@ row measure(const options& o, store_kind store, variant_kind v, scenario_kind sc
     const std::size_t n = seq ? sequential_count(o) : o.sagas;
     const std::size_t inflight = seq ? 1 : o.inflight;
     // warm-up on the same engine (allocators, caches, the SQLite file and its WAL)
-    const std::size_t warm = seq ? std::clamp<std::size_t>(n / 4, 1, o.quick ? 10 : 50)
-                                 : std::clamp<std::size_t>(n / 5, std::min(n, 2 * inflight), o.quick ? 100 : 400);
+    const std::size_t warm =
+        seq ? std::clamp<std::size_t>(n / 4, 1, o.quick ? 10 : 50)
+            : std::clamp<std::size_t>(n / 5, std::min(n, 2 * inflight), o.quick ? 100 : 400);
     std::vector<double> medians;
     std::vector<double> p99s;
     std::vector<double> rates;
@@ -756,7 +807,8 @@ row measure(const options& o, store_kind store, variant_kind v, scenario_kind sc
             (void)run_concurrent(env, v, warm, inflight, o.starters, index);
         }
         index += warm;
-        const auto r = seq ? run_sequential(env, v, n, index) : run_concurrent(env, v, n, inflight, o.starters, index);
+        const auto r = seq ? run_sequential(env, v, n, index)
+                           : run_concurrent(env, v, n, inflight, o.starters, index);
         const double med = median(r.latencies_ms);
         const double p99 = percentile(r.latencies_ms, 99);
         const double rate = static_cast<double>(r.sagas) / r.seconds;
@@ -766,17 +818,28 @@ row measure(const options& o, store_kind store, variant_kind v, scenario_kind sc
         rates.push_back(rate);
         transition_rates.push_back(trate);
         fmt::print(stderr,
-                   "  {} {} {} run {}/{}: {} sagas in {:.3f} s, median {} ms, p99 {} ms, {} sagas/s, {} transitions/s "
-                   "({:.1f} transitions, {:.1f} history entries, {:.0f} us of CPU per saga, {:.0f}% of it system)\n",
-                   store_name(store), v == variant_kind::a ? "A" : "B", scenario_name(sc), run + 1, o.runs, r.sagas,
-                   r.seconds, fmt_ms(med), fmt_ms(p99), fmt_rate(rate), fmt_rate(trate),
+                   "  {} {} {} run {}/{}: {} sagas in {:.3f} s, median {} ms, p99 {} ms, {} "
+                   "sagas/s, {} transitions/s "
+                   "({:.1f} transitions, {:.1f} history entries, {:.0f} us of CPU per saga, "
+                   "{:.0f}% of it system)\n",
+                   store_name(store), v == variant_kind::a ? "A" : "B", scenario_name(sc), run + 1,
+                   o.runs, r.sagas, r.seconds, fmt_ms(med), fmt_ms(p99), fmt_rate(rate),
+                   fmt_rate(trate),
                    static_cast<double>(r.transitions) / static_cast<double>(r.sagas),
                    static_cast<double>(r.history_entries) / static_cast<double>(r.sagas),
                    r.cpu_seconds * 1e6 / static_cast<double>(r.sagas),
                    r.cpu_seconds > 0 ? 100.0 * r.sys_seconds / r.cpu_seconds : 0.0);
         fmt::print(stderr, "    (warm-up included) {}\n", env.diagnostics());
     }
-    return row{store, v, sc, n, inflight, median(medians), median(p99s), median(rates), median(transition_rates)};
+    return row{store,
+               v,
+               sc,
+               n,
+               inflight,
+               median(medians),
+               median(p99s),
+               median(rates),
+               median(transition_rates)};
 }
 
 }  // namespace
@@ -793,12 +856,14 @@ int main(int argc, char** argv) {
         o = parse_options(argc, argv);
     } catch (const usage_error& e) {
         const auto first_lines = usage_text.substr(0, usage_text.find("\n\n") + 1);
-        fmt::print(stderr, "saga_bench: error: {}\n{}(saga_bench --help explains the options)\n", e.what(),
-                   first_lines);
+        fmt::print(stderr, "saga_bench: error: {}\n{}(saga_bench --help explains the options)\n",
+                   e.what(), first_lines);
         return 2;
     }
     if (std::string_view(SAGA_BENCH_BUILD_TYPE) != "Release")
-        fmt::print(stderr, "saga_bench: warning: this is a '{}' build, not Release; figures are not representative\n",
+        fmt::print(stderr,
+                   "saga_bench: warning: this is a '{}' build, not Release; figures are not "
+                   "representative\n",
                    SAGA_BENCH_BUILD_TYPE);
     std::vector<row> rows;
     try {

@@ -34,7 +34,9 @@ system_clock::~system_clock() {
     }
 }
 
-time_point system_clock::now() const { return std::chrono::system_clock::now(); }
+time_point system_clock::now() const {
+    return std::chrono::system_clock::now();
+}
 
 clock::timer_id system_clock::call_at(time_point at, std::function<void()> fn) {
     std::lock_guard lock(shared_->mutex);
@@ -124,7 +126,9 @@ void virtual_clock::run_due(time_point until) {
     }
 }
 
-void virtual_clock::advance(duration d) { run_due(now() + d); }
+void virtual_clock::advance(duration d) {
+    run_due(now() + d);
+}
 
 bool virtual_clock::advance_to_next() {
     auto due = next_due();

@@ -24,7 +24,8 @@ std::optional<duration> token_bucket::try_acquire(time_point now) {
         return std::nullopt;
     }
     const double wait_s = (1.0 - tokens_) / limit_.per_second;
-    return duration{std::max<duration::rep>(1, static_cast<duration::rep>(std::ceil(wait_s * 1000.0)))};
+    return duration{
+        std::max<duration::rep>(1, static_cast<duration::rep>(std::ceil(wait_s * 1000.0)))};
 }
 
 std::string_view to_string(circuit_state s) noexcept {
@@ -81,7 +82,8 @@ void circuit_breaker::record_failure(time_point now) {
 
 circuit_state circuit_breaker::state(time_point now) {
     std::lock_guard lock(mutex_);
-    if (state_ == circuit_state::open && now - opened_at_ >= policy_.cool_down && policy_.failure_threshold != 0)
+    if (state_ == circuit_state::open && now - opened_at_ >= policy_.cool_down &&
+        policy_.failure_threshold != 0)
         return circuit_state::half_open;
     return state_;
 }

@@ -1,7 +1,7 @@
+#include <fmt/format.h>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -44,7 +44,9 @@ std::optional<std::size_t> item_index(std::string_view key) {
     return i;
 }
 
-std::string item_key(const std::string& name, std::size_t i) { return fmt::format("{}[{}]", name, i); }
+std::string item_key(const std::string& name, std::size_t i) {
+    return fmt::format("{}[{}]", name, i);
+}
 
 bool is_open(step_status s) {
     return s == step_status::running || s == step_status::retrying || s == step_status::waiting ||
@@ -136,8 +138,9 @@ result<void> engine_impl::add_model(std::shared_ptr<const model> m) {
     std::unique_lock lock(mutex_);
     auto& versions = defs_[m->name];
     if (versions.contains(m->version))
-        return error{errc::already_exists,
-                     fmt::format("definition '{}' version {} is registered already", m->name, m->version)};
+        return error{
+            errc::already_exists,
+            fmt::format("definition '{}' version {} is registered already", m->name, m->version)};
     versions.emplace(m->version, std::move(c));
     // Instances that waited for this version resume.
     std::vector<std::string> resume;
@@ -208,17 +211,21 @@ void engine_impl::add_observer(std::shared_ptr<observer> o) {
 result<void> engine_impl::schedule(schedule_options options) {
     if (options.name.empty() || options.name.find_first_of("/|@") != std::string::npos)
         return error{errc::invalid_argument,
-                     fmt::format("schedule name '{}' is not valid: not empty, no '/', '|' or '@'", options.name)};
+                     fmt::format("schedule name '{}' is not valid: not empty, no '/', '|' or '@'",
+                                 options.name)};
     if (options.interval.count() <= 0)
-        return error{errc::invalid_argument, fmt::format("schedule '{}': the interval must be positive", options.name)};
+        return error{errc::invalid_argument,
+                     fmt::format("schedule '{}': the interval must be positive", options.name)};
     if (!find_definition(options.definition, std::nullopt))
         return error{errc::definition_not_registered,
-                     fmt::format("schedule '{}': definition '{}' is not registered", options.name, options.definition)};
+                     fmt::format("schedule '{}': definition '{}' is not registered", options.name,
+                                 options.definition)};
     auto s = std::make_shared<const schedule_options>(std::move(options));
     {
         std::lock_guard lock(mutex_);
         if (!schedules_.emplace(s->name, s).second)
-            return error{errc::already_exists, fmt::format("a schedule named '{}' exists already", s->name)};
+            return error{errc::already_exists,
+                         fmt::format("a schedule named '{}' exists already", s->name)};
     }
     tick(s);
     return success();
@@ -239,13 +246,17 @@ void engine_impl::tick(const std::shared_ptr<const schedule_options>& s) {
             data = std::move(d).value();
         } else {
             ok = false;
-            warn(fmt::format("schedule '{}': no data for tick {}: {}", s->name, k, d.error().what()));
+            warn(fmt::format("schedule '{}': no data for tick {}: {}", s->name, k,
+                             d.error().what()));
         }
     }
     if (ok) {
         auto r = start(s->definition, std::move(data),
-                       start_options{.id = fmt::format("{}@{}", s->name, k), .correlation_key = s->correlation_key});
-        if (!r) warn(fmt::format("schedule '{}': start of tick {} failed: {}", s->name, k, r.error().what()));
+                       start_options{.id = fmt::format("{}@{}", s->name, k),
+                                     .correlation_key = s->correlation_key});
+        if (!r)
+            warn(fmt::format("schedule '{}': start of tick {} failed: {}", s->name, k,
+                             r.error().what()));
     }
     clock_->call_at(tick_start + s->interval, [life = lifeline_, s] {
         with_engine(life, [&](engine_impl& self) {
@@ -269,22 +280,24 @@ result<std::string> engine_impl::start(std::string_view name, json data, start_o
     auto def = find_definition(name, options.version);
     if (!def) {
         return error{errc::definition_not_registered,
-                     options.version ? fmt::format("definition '{}' version {} is not registered", name,
-                                                   *options.version)
+                     options.version ? fmt::format("definition '{}' version {} is not registered",
+                                                   name, *options.version)
                                      : fmt::format("definition '{}' is not registered", name)};
     }
     if (auto check = def->m->load(data); !check)
-        return error{errc::bad_data,
-                     fmt::format("data for saga '{}' is not valid: {}", name, check.error().message)};
+        return error{errc::bad_data, fmt::format("data for saga '{}' is not valid: {}", name,
+                                                 check.error().message)};
     if (options.id.empty()) options.id = new_id();
     if (options.id.find_first_of("/|") != std::string::npos || options.id.size() > 200)
         return error{errc::invalid_argument,
-                     fmt::format("saga id '{}' is not valid: at most 200 characters, no '/' or '|'", options.id)};
+                     fmt::format("saga id '{}' is not valid: at most 200 characters, no '/' or '|'",
+                                 options.id)};
 
     auto existing = [&](const instance_record& rec) -> result<std::string> {
         if (rec.definition != name)
-            return error{errc::already_exists, fmt::format("saga id '{}' is taken by an instance of '{}'",
-                                                           options.id, rec.definition)};
+            return error{errc::already_exists,
+                         fmt::format("saga id '{}' is taken by an instance of '{}'", options.id,
+                                     rec.definition)};
         return rec.id;
     };
     if (auto rec = store_->load(options.id)) return existing(rec.value());
@@ -305,7 +318,12 @@ result<std::string> engine_impl::start(std::string_view name, json data, start_o
     t.record.state = to_json(state);
     t.record.created_at = now;
     t.record.updated_at = now;
-    t.history.push_back({options.id, 1, now, "saga_started", {}, 0,
+    t.history.push_back({options.id,
+                         1,
+                         now,
+                         "saga_started",
+                         {},
+                         0,
                          json{{"definition", t.record.definition},
                               {"version", t.record.definition_version},
                               {"correlation_key", options.correlation_key}}});
@@ -329,8 +347,8 @@ result<void> engine_impl::signal(std::string_view id, std::string_view name, jso
     for (std::uint32_t i = 0; i < max_direct_commit_tries; ++i) {
         SAGA_TRY(auto rec, store_->load(id));
         if (is_settled(rec.status) && rec.status != saga_status::paused)
-            return error{errc::saga_finished,
-                         fmt::format("saga '{}' is {}: it takes no signals", id, to_string(rec.status))};
+            return error{errc::saga_finished, fmt::format("saga '{}' is {}: it takes no signals",
+                                                          id, to_string(rec.status))};
         SAGA_TRY(auto state, instance_state_from_json(rec.state));
         state.signals[std::string(name)].push_back(payload);
         const auto now = clock_->now();
@@ -340,7 +358,12 @@ result<void> engine_impl::signal(std::string_view id, std::string_view name, jso
         t.record.version = t.expected_version + 1;
         t.record.updated_at = now;
         t.record.state = to_json(state);
-        t.history.push_back({t.record.id, t.record.version, now, "signal_received", {}, 0,
+        t.history.push_back({t.record.id,
+                             t.record.version,
+                             now,
+                             "signal_received",
+                             {},
+                             0,
                              json{{"signal", name}, {"payload", payload}}});
         if (!message_id.empty()) t.inbox.push_back(message_id);
         auto record = t.record;
@@ -354,16 +377,18 @@ result<void> engine_impl::signal(std::string_view id, std::string_view name, jso
         if (r.error() == errc::duplicate_message) return success();
         if (r.error() != errc::version_conflict) return r.error();
     }
-    return error{errc::version_conflict, fmt::format("saga '{}': gave up delivering signal '{}' after {} "
-                                                     "concurrent updates", id, name, max_direct_commit_tries)};
+    return error{errc::version_conflict,
+                 fmt::format("saga '{}': gave up delivering signal '{}' after {} "
+                             "concurrent updates",
+                             id, name, max_direct_commit_tries)};
 }
 
 result<void> engine_impl::cancel(std::string_view id, std::string_view reason) {
     for (std::uint32_t i = 0; i < max_direct_commit_tries; ++i) {
         SAGA_TRY(auto rec, store_->load(id));
         if (is_settled(rec.status) && rec.status != saga_status::paused)
-            return error{errc::saga_finished,
-                         fmt::format("saga '{}' is {}: nothing to cancel", id, to_string(rec.status))};
+            return error{errc::saga_finished, fmt::format("saga '{}' is {}: nothing to cancel", id,
+                                                          to_string(rec.status))};
         SAGA_TRY(auto state, instance_state_from_json(rec.state));
         if (state.pivot_passed)
             return error{errc::past_pivot,
@@ -377,7 +402,12 @@ result<void> engine_impl::cancel(std::string_view id, std::string_view reason) {
         t.record.version = t.expected_version + 1;
         t.record.updated_at = now;
         t.record.state = to_json(state);
-        t.history.push_back({t.record.id, t.record.version, now, "cancel_requested", {}, 0,
+        t.history.push_back({t.record.id,
+                             t.record.version,
+                             now,
+                             "cancel_requested",
+                             {},
+                             0,
                              json{{"reason", reason}}});
         auto record = t.record;
         auto entries = t.history;
@@ -389,8 +419,10 @@ result<void> engine_impl::cancel(std::string_view id, std::string_view reason) {
         }
         if (r.error() != errc::version_conflict) return r.error();
     }
-    return error{errc::version_conflict, fmt::format("saga '{}': gave up cancelling after {} concurrent "
-                                                     "updates", id, max_direct_commit_tries)};
+    return error{errc::version_conflict,
+                 fmt::format("saga '{}': gave up cancelling after {} concurrent "
+                             "updates",
+                             id, max_direct_commit_tries)};
 }
 
 // ---- the actor ---------------------------------------------------------------------------------
@@ -426,10 +458,11 @@ result<void> engine_impl::load(instance& inst, bool keep_live_data) {
     auto def = find_definition(rec.definition, rec.definition_version);
     if (!def) {
         error e{errc::definition_not_registered,
-                fmt::format("saga '{}' needs definition '{}' version {}, which is not registered", inst.id,
-                            rec.definition, rec.definition_version)};
+                fmt::format("saga '{}' needs definition '{}' version {}, which is not registered",
+                            inst.id, rec.definition, rec.definition_version)};
         std::lock_guard lock(mutex_);
-        blocked_[inst.id] = blocked_instance{inst.id, rec.definition, rec.definition_version, e.message};
+        blocked_[inst.id] =
+            blocked_instance{inst.id, rec.definition, rec.definition_version, e.message};
         return e;
     }
     SAGA_TRY(auto state, instance_state_from_json(rec.state));
@@ -462,9 +495,10 @@ void nack_all(std::vector<input>& batch, duration delay) {
 }  // namespace
 
 void engine_impl::process(const std::shared_ptr<instance>& inst, std::vector<input> batch) {
-    const bool reload = !inst->loaded || std::any_of(batch.begin(), batch.end(), [](const input& in) {
-                            return in.what == input::kind::refresh;
-                        });
+    const bool reload =
+        !inst->loaded || std::any_of(batch.begin(), batch.end(), [](const input& in) {
+            return in.what == input::kind::refresh;
+        });
     if (reload) {
         if (auto r = load(*inst, true); !r) {
             if (r.error() == errc::not_found) {
@@ -520,7 +554,7 @@ void engine_impl::commit(const std::shared_ptr<instance>& inst, tx t, std::vecto
     for (auto& h : t.history) h.version = tr.record.version;
 
     struct pending {
-        instance_record next;        // metadata (with data and state only when observers need them)
+        instance_record next;  // metadata (with data and state only when observers need them)
         tx t;
         std::vector<input> batch;
     };
@@ -540,15 +574,16 @@ void engine_impl::commit(const std::shared_ptr<instance>& inst, tx t, std::vecto
     store_->async_commit(std::move(tr), [life = lifeline_, inst, p](result<void> r) {
         with_engine(life, [&](engine_impl& self) {
             asio::post(inst->strand, [&self, inst, p, r = std::move(r)]() mutable {
-                self.on_committed(inst, std::move(r), std::move(p->next), std::move(p->t), std::move(p->batch));
+                self.on_committed(inst, std::move(r), std::move(p->next), std::move(p->t),
+                                  std::move(p->batch));
             });
             self.end_external();
         });
     });
 }
 
-void engine_impl::on_committed(const std::shared_ptr<instance>& inst, result<void> r, instance_record next,
-                               tx t, std::vector<input> batch) {
+void engine_impl::on_committed(const std::shared_ptr<instance>& inst, result<void> r,
+                               instance_record next, tx t, std::vector<input> batch) {
     inst->busy = false;
     if (!r) {
         const auto& e = r.error();
@@ -610,7 +645,8 @@ void engine_impl::schedule_wake(const std::shared_ptr<instance>& inst, const tx&
     if (!t.wake_after || inst->wake_armed) return;
     inst->wake_armed = true;
     clock_->call_at(t.now + *t.wake_after, [life = lifeline_, id = inst->id] {
-        with_engine(life, [&](engine_impl& self) { self.post_input(id, input{input::kind::wake}); });
+        with_engine(life,
+                    [&](engine_impl& self) { self.post_input(id, input{input::kind::wake}); });
     });
 }
 
@@ -623,14 +659,15 @@ void engine_impl::retry_later(const std::string& id, input in, duration delay) {
 
 void engine_impl::arm(const std::shared_ptr<instance>& inst, const timer_record& tr) {
     if (auto it = inst->armed.find(tr.id); it != inst->armed.end()) clock_->cancel(it->second);
-    inst->armed[tr.id] = clock_->call_at(tr.due, [life = lifeline_, id = inst->id, tid = tr.id, payload = tr.payload] {
-        with_engine(life, [&](engine_impl& self) {
-            input in{input::kind::timer};
-            in.timer_id = tid;
-            in.timer_payload = payload;
-            self.post_input(id, std::move(in));
+    inst->armed[tr.id] = clock_->call_at(
+        tr.due, [life = lifeline_, id = inst->id, tid = tr.id, payload = tr.payload] {
+            with_engine(life, [&](engine_impl& self) {
+                input in{input::kind::timer};
+                in.timer_id = tid;
+                in.timer_payload = payload;
+                self.post_input(id, std::move(in));
+            });
         });
-    });
 }
 
 void engine_impl::release(outbox_record rec, std::uint32_t tries) {
@@ -660,8 +697,10 @@ void engine_impl::flush_acks() {
     }
     if (ids.empty()) return;
     if (auto a = store_->ack_outbox(ids); !a)
-        warn(fmt::format("acknowledging {} released outbox messages failed (they will be sent again on "
-                         "recovery): {}", ids.size(), a.error().what()));
+        warn(fmt::format(
+            "acknowledging {} released outbox messages failed (they will be sent again on "
+            "recovery): {}",
+            ids.size(), a.error().what()));
 }
 
 void engine_impl::begin_external() {
@@ -687,12 +726,13 @@ void engine_impl::released(outbox_record rec, std::uint32_t tries, result<void> 
         return;
     }
     // The message stays in the outbox; send it again with backoff.
-    const auto delay = retry_policy{.initial_backoff = std::chrono::milliseconds{100},
-                                    .max_backoff = std::chrono::seconds{30}}
-                           .backoff(tries + 1, std::hash<std::string>{}(rec.message.message_id));
+    const auto delay = retry_policy{
+        .initial_backoff = std::chrono::milliseconds{100},
+        .max_backoff = std::chrono::seconds{
+            30}}.backoff(tries + 1, std::hash<std::string>{}(rec.message.message_id));
     if (tries == 0 || tries % 20 == 0)
-        warn(fmt::format("sending message {} to '{}' failed (will retry): {}", rec.message.message_id,
-                         rec.destination, r.error().what()));
+        warn(fmt::format("sending message {} to '{}' failed (will retry): {}",
+                         rec.message.message_id, rec.destination, r.error().what()));
     auto p = std::make_shared<outbox_record>(std::move(rec));
     clock_->call_at(clock_->now() + delay, [life = lifeline_, p, tries] {
         with_engine(life, [&](engine_impl& self) { self.release(std::move(*p), tries + 1); });
@@ -730,8 +770,7 @@ void engine_impl::launch_async(const std::shared_ptr<instance>& inst, const laun
         inst->strand, std::move(body),
         asio::bind_cancellation_slot(
             // The handler owns the signal: it must outlive the operation bound to its slot.
-            sig->slot(), [this, id = inst->id, l, gen, sig](std::exception_ptr ep,
-                                                                                  outcome result) {
+            sig->slot(), [this, id = inst->id, l, gen, sig](std::exception_ptr ep, outcome result) {
                 std::optional<error> out;
                 if (result.failed) out = std::move(result.err);
                 input in{input::kind::local_done};
@@ -743,7 +782,8 @@ void engine_impl::launch_async(const std::shared_ptr<instance>& inst, const laun
                     try {
                         std::rethrow_exception(ep);
                     } catch (const std::exception& e) {
-                        out = error{errc::step_threw, fmt::format("step '{}' threw: {}", l.unit, e.what())};
+                        out = error{errc::step_threw,
+                                    fmt::format("step '{}' threw: {}", l.unit, e.what())};
                     } catch (...) {
                         out = error{errc::step_threw, fmt::format("step '{}' threw", l.unit)};
                     }
@@ -784,26 +824,32 @@ void engine_impl::handle_reply(instance& inst, tx& t, const envelope& e) {
         switch (e.status) {
             case reply_status::success: return std::nullopt;
             case reply_status::transient_failure:
-                return error{errc::participant_transient, fmt::format("'{}' replied: {}", endpoint, e.error)};
+                return error{errc::participant_transient,
+                             fmt::format("'{}' replied: {}", endpoint, e.error)};
             case reply_status::permanent_failure:
-                return error{errc::participant_permanent, fmt::format("'{}' replied: {}", endpoint, e.error)};
+                return error{errc::participant_permanent,
+                             fmt::format("'{}' replied: {}", endpoint, e.error)};
         }
         return std::nullopt;
     };
     if (!for_compensation) {
         if (n->forward.kind != action::how::remote) return;
-        if (u.status != step_status::running && u.status != step_status::retrying) return;  // late or repeated
+        if (u.status != step_status::running && u.status != step_status::retrying)
+            return;  // late or repeated
         if (e.attempt > u.attempts) return;
         t.inbox.push_back(e.message_id);
-        history(inst, t, "reply_received", e.step, e.attempt, json{{"status", to_string(e.status)}});
-        if (u.status == step_status::retrying) u.status = step_status::running;  // a late reply wins
+        history(inst, t, "reply_received", e.step, e.attempt,
+                json{{"status", to_string(e.status)}});
+        if (u.status == step_status::retrying)
+            u.status = step_status::running;  // a late reply wins
         auto ep = endpoint(n->forward.endpoint);
         auto err = reply_error(n->forward.endpoint);
         if (!err) {
             ep->breaker.record_success();
             if (n->forward.on_reply) {
                 auto ctx = context(inst, e.step, e.attempt, false);
-                if (auto r = n->forward.on_reply(*inst.data, item_of(inst, e.step), e.payload, ctx); !r) {
+                if (auto r = n->forward.on_reply(*inst.data, item_of(inst, e.step), e.payload, ctx);
+                    !r) {
                     err = r.error();
                     u.uncertain = true;  // the participant did it: undo it if the saga compensates
                 }
@@ -819,7 +865,8 @@ void engine_impl::handle_reply(instance& inst, tx& t, const envelope& e) {
     } else {
         if (u.status != step_status::compensating) return;
         t.inbox.push_back(e.message_id);
-        history(inst, t, "compensation_reply_received", e.step, e.attempt, json{{"status", to_string(e.status)}});
+        history(inst, t, "compensation_reply_received", e.step, e.attempt,
+                json{{"status", to_string(e.status)}});
         compensation_done(inst, t, *n, e.step, reply_error(n->compensation.endpoint));
     }
 }
@@ -834,7 +881,8 @@ void engine_impl::handle_timer(instance& inst, tx& t, const std::string& id, con
     auto& u = it->second;
     (void)id;
     if (kind == "retry") {
-        if (u.status == step_status::retrying && u.attempts == attempt) u.status = step_status::pending;
+        if (u.status == step_status::retrying && u.attempts == attempt)
+            u.status = step_status::pending;
     } else if (kind == "timeout") {
         if (u.status != step_status::running || u.attempts != attempt) return;
         if (auto c = inst.cancels.find(key); c != inst.cancels.end()) {
@@ -842,10 +890,13 @@ void engine_impl::handle_timer(instance& inst, tx& t, const std::string& id, con
             inst.cancels.erase(c);
             inst.live.erase(key);
         }
-        if (n->forward.kind == action::how::remote) endpoint(n->forward.endpoint)->breaker.record_failure(t.now);
+        if (n->forward.kind == action::how::remote)
+            endpoint(n->forward.endpoint)->breaker.record_failure(t.now);
         history(inst, t, "step_timed_out", key, attempt);
-        attempt_done(inst, t, *n, key,
-                     error{errc::timeout, fmt::format("step '{}' attempt {} timed out", key, attempt)}, true);
+        attempt_done(
+            inst, t, *n, key,
+            error{errc::timeout, fmt::format("step '{}' attempt {} timed out", key, attempt)},
+            true);
     } else if (kind == "deadline") {
         if (u.status != step_status::waiting) return;
         history(inst, t, "wait_deadline_passed", key);
@@ -883,8 +934,10 @@ void engine_impl::handle_timer(instance& inst, tx& t, const std::string& id, con
             inst.live.erase(live_key);
         }
         history(inst, t, "compensation_timed_out", key, attempt);
-        compensation_done(inst, t, *n, key,
-                          error{errc::timeout, fmt::format("compensation of '{}' attempt {} timed out", key, attempt)});
+        compensation_done(
+            inst, t, *n, key,
+            error{errc::timeout,
+                  fmt::format("compensation of '{}' attempt {} timed out", key, attempt)});
     }
 }
 
@@ -902,11 +955,13 @@ void engine_impl::handle_local_done(instance& inst, tx& t, const input& in) {
         // The data was reloaded while the coroutine ran; its changes are gone: run it again.
         history(inst, t, "attempt_discarded", in.unit, in.attempt);
         if (!in.compensation && u.status == step_status::running) u.status = step_status::pending;
-        if (in.compensation && u.status == step_status::compensating) u.status = step_status::completed;
+        if (in.compensation && u.status == step_status::compensating)
+            u.status = step_status::completed;
         return;
     }
     if (!in.compensation) {
-        if (u.status == step_status::running && u.attempts == in.attempt) attempt_done(inst, t, *n, in.unit, in.outcome);
+        if (u.status == step_status::running && u.attempts == in.attempt)
+            attempt_done(inst, t, *n, in.unit, in.outcome);
     } else {
         if (u.status == step_status::compensating && u.compensation_attempts == in.attempt)
             compensation_done(inst, t, *n, in.unit, in.outcome);
@@ -953,7 +1008,8 @@ void engine_impl::advance_once(instance& inst, tx& t) {
     bool any_running = false;
     bool any_waiting = false;
     for (const auto& [key, u] : st.units) {
-        if (u.status == step_status::running || u.status == step_status::retrying) any_running = true;
+        if (u.status == step_status::running || u.status == step_status::retrying)
+            any_running = true;
         if (u.status == step_status::waiting) any_waiting = true;
     }
     if (st.forward_failed) {
@@ -1013,7 +1069,8 @@ progress engine_impl::drive_node(instance& inst, tx& t, const node& n) {
         }
         case node_kind::wait: {
             if (u.status == step_status::pending) start_wait(inst, t, n, n.name);
-            if (inst.state.units[n.name].status == step_status::waiting) try_consume_signal(inst, t, n, n.name);
+            if (inst.state.units[n.name].status == step_status::waiting)
+                try_consume_signal(inst, t, n, n.name);
             return progress_of(inst.state.units[n.name].status);
         }
         case node_kind::parallel: {
@@ -1106,7 +1163,8 @@ progress engine_impl::drive_for_each(instance& inst, tx& t, const node& n) {
             start_attempt(inst, t, n, key);
             const auto s = inst.state.units[key].status;
             if (s == step_status::running || s == step_status::retrying) ++in_flight;
-            if (s == step_status::pending) break;  // held back (rate limit or one local step per commit)
+            if (s == step_status::pending)
+                break;  // held back (rate limit or one local step per commit)
         }
         tally(settled, any_failed);
     }
@@ -1141,7 +1199,8 @@ progress engine_impl::drive_for_each(instance& inst, tx& t, const node& n) {
         }
     }
     complete_unit(inst, t, n, n.name);
-    if (failed_items) inst.state.units[n.name].error = fmt::format("{} of {} items failed", failed_items, count);
+    if (failed_items)
+        inst.state.units[n.name].error = fmt::format("{} of {} items failed", failed_items, count);
     return progress::done;
 }
 
@@ -1160,7 +1219,8 @@ void engine_impl::start_attempt(instance& inst, tx& t, const node& n, const std:
             return;
         }
         if (!ep->breaker.allow(t.now))
-            refused = error{errc::circuit_open, fmt::format("circuit of endpoint '{}' is open", a.endpoint)};
+            refused = error{errc::circuit_open,
+                            fmt::format("circuit of endpoint '{}' is open", a.endpoint)};
     }
     ++u.attempts;
     u.status = step_status::running;
@@ -1183,7 +1243,8 @@ void engine_impl::start_attempt(instance& inst, tx& t, const node& n, const std:
         case action::how::local_async: {
             t.launches.push_back({key, u.attempts, false});
             if (n.timeout)
-                set_timer(inst, t, fmt::format("timeout|{}|{}", key, u.attempts), t.now + *n.timeout,
+                set_timer(inst, t, fmt::format("timeout|{}|{}", key, u.attempts),
+                          t.now + *n.timeout,
                           json{{"kind", "timeout"}, {"unit", key}, {"attempt", u.attempts}});
             return;
         }
@@ -1193,8 +1254,8 @@ void engine_impl::start_attempt(instance& inst, tx& t, const node& n, const std:
                 attempt_done(inst, t, n, key, cmd.error());
                 return;
             }
-            auto e = make_envelope(inst, key, u.attempts, message_kind::command, std::move(cmd).value(),
-                                   fmt::format("{}/{}", inst.id, key));
+            auto e = make_envelope(inst, key, u.attempts, message_kind::command,
+                                   std::move(cmd).value(), fmt::format("{}/{}", inst.id, key));
             t.outbox.push_back({inst.id, a.endpoint, false, std::move(e)});
             set_timer(inst, t, fmt::format("timeout|{}|{}", key, u.attempts),
                       t.now + n.timeout.value_or(options_.default_remote_timeout),
@@ -1203,7 +1264,8 @@ void engine_impl::start_attempt(instance& inst, tx& t, const node& n, const std:
         }
         case action::how::none: break;
     }
-    attempt_done(inst, t, n, key, error{errc::invalid_definition, fmt::format("step '{}' has no action", key)});
+    attempt_done(inst, t, n, key,
+                 error{errc::invalid_definition, fmt::format("step '{}' has no action", key)});
 }
 
 void engine_impl::attempt_done(instance& inst, tx& t, const node& n, const std::string& key,
@@ -1218,7 +1280,8 @@ void engine_impl::attempt_done(instance& inst, tx& t, const node& n, const std::
     // A remote attempt that timed out or failed transiently may still take effect: a duplicate of
     // its command can be handled after the failure reply was sent. Such a step is compensated if
     // the saga compensates (the participant's tombstone refuses a copy arriving after the undo).
-    if (timed_out || (err->transient() && n.forward.kind == action::how::remote)) u.uncertain = true;
+    if (timed_out || (err->transient() && n.forward.kind == action::how::remote))
+        u.uncertain = true;
     history(inst, t, "attempt_failed", key, u.attempts,
             json{{"error", u.error}, {"transient", err->transient()}});
     const auto policy = retry_for(inst, n);
@@ -1253,7 +1316,8 @@ void engine_impl::complete_unit(instance& inst, tx& t, const node& n, const std:
     }
 }
 
-void engine_impl::unit_failed(instance& inst, tx& t, const node& n, const std::string& key, const error& err) {
+void engine_impl::unit_failed(instance& inst, tx& t, const node& n, const std::string& key,
+                              const error& err) {
     if (item_index(key) && n.policy == for_each_policy::continue_on_failure) return;
     fail_saga(inst, t, fmt::format("step '{}' failed: {}", key, err.what()));
 }
@@ -1292,7 +1356,8 @@ void engine_impl::begin_compensation(instance& inst, tx& t, const std::string& r
                 break;
             case step_status::running:
                 if (!item_index(key) && st.units.size() && node_of(inst, key) &&
-                    (node_of(inst, key)->kind == node_kind::parallel || node_of(inst, key)->kind == node_kind::for_each)) {
+                    (node_of(inst, key)->kind == node_kind::parallel ||
+                     node_of(inst, key)->kind == node_kind::for_each)) {
                     u.status = step_status::failed;  // a group: its members settle on their own
                     u.finished_at = t.now;
                     break;
@@ -1345,8 +1410,10 @@ void engine_impl::drive_compensation(instance& inst, tx& t) {
     const std::string* best = nullptr;
     std::uint64_t best_seq = 0;
     for (const auto& [key, u] : st.units) {
-        if (u.status == step_status::running || u.status == step_status::compensating) return;  // settle first
-        const bool candidate = u.status == step_status::completed || (u.status == step_status::failed && u.uncertain);
+        if (u.status == step_status::running || u.status == step_status::compensating)
+            return;  // settle first
+        const bool candidate =
+            u.status == step_status::completed || (u.status == step_status::failed && u.uncertain);
         if (!candidate || u.seq == 0 || u.seq < best_seq) continue;
         const node* n = node_of(inst, key);
         if (!n || !compensable(*n, key)) continue;
@@ -1394,9 +1461,12 @@ void engine_impl::start_compensation(instance& inst, tx& t, const node& n, const
         case action::how::local_async: {
             t.launches.push_back({key, u.compensation_attempts, true});
             if (n.timeout)
-                set_timer(inst, t, fmt::format("compensation_timeout|{}|{}", key, u.compensation_attempts),
+                set_timer(inst, t,
+                          fmt::format("compensation_timeout|{}|{}", key, u.compensation_attempts),
                           t.now + *n.timeout,
-                          json{{"kind", "compensation_timeout"}, {"unit", key}, {"attempt", u.compensation_attempts}});
+                          json{{"kind", "compensation_timeout"},
+                               {"unit", key},
+                               {"attempt", u.compensation_attempts}});
             return;
         }
         case action::how::remote: {
@@ -1410,9 +1480,12 @@ void engine_impl::start_compensation(instance& inst, tx& t, const node& n, const
                                    std::move(cmd).value(), forward_key + "/compensate");
             e.headers["compensates"] = forward_key;
             t.outbox.push_back({inst.id, a.endpoint, false, std::move(e)});
-            set_timer(inst, t, fmt::format("compensation_timeout|{}|{}", key, u.compensation_attempts),
+            set_timer(inst, t,
+                      fmt::format("compensation_timeout|{}|{}", key, u.compensation_attempts),
                       t.now + n.timeout.value_or(options_.default_remote_timeout),
-                      json{{"kind", "compensation_timeout"}, {"unit", key}, {"attempt", u.compensation_attempts}});
+                      json{{"kind", "compensation_timeout"},
+                           {"unit", key},
+                           {"attempt", u.compensation_attempts}});
             return;
         }
         case action::how::none: break;
@@ -1434,9 +1507,13 @@ void engine_impl::compensation_done(instance& inst, tx& t, const node& n, const 
             json{{"error", u.error}, {"transient", err->transient()}});
     const auto policy = compensation_retry_for(inst, n);
     if (err->transient() && policy.allows_another(u.compensation_attempts)) {
-        const auto delay = policy.backoff(u.compensation_attempts, seed_of(options_.seed, inst.id, key + "#c"));
-        set_timer(inst, t, fmt::format("compensation_retry|{}|{}", key, u.compensation_attempts), t.now + delay,
-                  json{{"kind", "compensation_retry"}, {"unit", key}, {"attempt", u.compensation_attempts}});
+        const auto delay =
+            policy.backoff(u.compensation_attempts, seed_of(options_.seed, inst.id, key + "#c"));
+        set_timer(inst, t, fmt::format("compensation_retry|{}|{}", key, u.compensation_attempts),
+                  t.now + delay,
+                  json{{"kind", "compensation_retry"},
+                       {"unit", key},
+                       {"attempt", u.compensation_attempts}});
         history(inst, t, "compensation_retry_scheduled", key, u.compensation_attempts,
                 json{{"delay_ms", delay.count()}});
         return;
@@ -1450,9 +1527,10 @@ void engine_impl::compensation_done(instance& inst, tx& t, const node& n, const 
 
 // ---- helpers -------------------------------------------------------------------------------
 
-void engine_impl::history(instance& inst, tx& t, std::string event, std::string step, std::uint32_t attempt,
-                          json detail) {
-    t.history.push_back({inst.id, 0, t.now, std::move(event), std::move(step), attempt, std::move(detail)});
+void engine_impl::history(instance& inst, tx& t, std::string event, std::string step,
+                          std::uint32_t attempt, json detail) {
+    t.history.push_back(
+        {inst.id, 0, t.now, std::move(event), std::move(step), attempt, std::move(detail)});
 }
 
 void engine_impl::set_timer(instance& inst, tx& t, std::string id, time_point due, json payload) {
@@ -1473,7 +1551,8 @@ void engine_impl::clear_unit_timers(instance& inst, tx& t, const std::string& ke
         const auto first = id.find('|');
         if (first == std::string::npos) continue;
         const auto second = id.find('|', first + 1);
-        const auto unit = id.substr(first + 1, second == std::string::npos ? std::string::npos : second - first - 1);
+        const auto unit = id.substr(
+            first + 1, second == std::string::npos ? std::string::npos : second - first - 1);
         if (unit == key) clear(id);
     }
 }
@@ -1488,20 +1567,22 @@ const json* engine_impl::item_of(const instance& inst, const std::string& key) c
     auto idx = item_index(key);
     if (!idx) return nullptr;
     auto it = inst.state.units.find(std::string(base_name(key)));
-    if (it == inst.state.units.end() || !it->second.items || *idx >= it->second.items->size()) return nullptr;
+    if (it == inst.state.units.end() || !it->second.items || *idx >= it->second.items->size())
+        return nullptr;
     return &(*it->second.items)[*idx];
 }
 
-step_context engine_impl::context(const instance& inst, const std::string& key, std::uint32_t attempt,
-                                  bool compensating) const {
+step_context engine_impl::context(const instance& inst, const std::string& key,
+                                  std::uint32_t attempt, bool compensating) const {
     auto idem = fmt::format("{}/{}", inst.id, key);
     if (compensating) idem += "/compensate";
-    return step_context(inst.id, key, attempt, std::move(idem), inst.record.correlation_key, clock_->now(),
-                        item_index(key), compensating);
+    return step_context(inst.id, key, attempt, std::move(idem), inst.record.correlation_key,
+                        clock_->now(), item_index(key), compensating);
 }
 
-envelope engine_impl::make_envelope(const instance& inst, const std::string& key, std::uint32_t attempt,
-                                    message_kind kind, command cmd, std::string idempotency_key) const {
+envelope engine_impl::make_envelope(const instance& inst, const std::string& key,
+                                    std::uint32_t attempt, message_kind kind, command cmd,
+                                    std::string idempotency_key) const {
     envelope e;
     e.message_id = new_id();
     e.kind = kind;
@@ -1548,7 +1629,8 @@ void engine_impl::notify(const instance_record& record, std::span<const history_
 
 // ---- queries and waiters ---------------------------------------------------------------------
 
-instance_view engine_impl::make_view(const instance_record& record, const instance_state& state) const {
+instance_view engine_impl::make_view(const instance_record& record,
+                                     const instance_state& state) const {
     instance_view v;
     v.id = record.id;
     v.definition = record.definition;
@@ -1593,7 +1675,8 @@ instance_view engine_impl::make_view(const instance_record& record, const instan
                     s.items_total = items.size();
                     for (std::size_t i = 0; i < items.size(); ++i) {
                         auto iv = unit_view(item_key(n.name, i), "item");
-                        if (iv.status == step_status::completed || iv.status == step_status::compensated)
+                        if (iv.status == step_status::completed ||
+                            iv.status == step_status::compensated)
                             ++s.items_completed;
                         if (iv.status == step_status::failed) ++s.items_failed;
                         s.items.push_back({i, items[i], iv.status, iv.attempts, iv.error});
@@ -1634,7 +1717,8 @@ result<instance_view> engine_impl::query(std::string_view id) {
 
 void engine_impl::add_waiter(const std::string& id, std::function<void(result<instance_view>)> fn) {
     auto once = std::make_shared<std::function<void(result<instance_view>)>>(
-        [fn = std::move(fn), done = std::make_shared<std::atomic<bool>>(false)](result<instance_view> r) {
+        [fn = std::move(fn),
+         done = std::make_shared<std::atomic<bool>>(false)](result<instance_view> r) {
             if (!done->exchange(true)) fn(std::move(r));
         });
     {
@@ -1806,16 +1890,21 @@ void engine_impl::stop() {
 
 // ---- the public engine ---------------------------------------------------------------------
 
-engine::engine(std::shared_ptr<state_store> store, std::shared_ptr<transport> transport, engine_options options)
-    : impl_(std::make_shared<detail::engine_impl>(std::move(store), std::move(transport), std::move(options))) {}
+engine::engine(std::shared_ptr<state_store> store, std::shared_ptr<transport> transport,
+               engine_options options)
+    : impl_(std::make_shared<detail::engine_impl>(std::move(store), std::move(transport),
+                                                  std::move(options))) {}
 
 engine::~engine() {
     if (impl_) impl_->stop();
 }
 
-result<void> engine::add_model(std::shared_ptr<const detail::model> m) { return impl_->add_model(std::move(m)); }
+result<void> engine::add_model(std::shared_ptr<const detail::model> m) {
+    return impl_->add_model(std::move(m));
+}
 
-result<std::string> engine::start_json(std::string_view name, nlohmann::json data, start_options options) {
+result<std::string> engine::start_json(std::string_view name, nlohmann::json data,
+                                       start_options options) {
     return impl_->start(name, std::move(data), std::move(options));
 }
 
@@ -1823,14 +1912,19 @@ result<void> engine::signal(std::string_view id, std::string_view name, nlohmann
     return impl_->signal(id, name, std::move(payload));
 }
 
-result<instance_view> engine::query(std::string_view id) { return impl_->query(id); }
+result<instance_view> engine::query(std::string_view id) {
+    return impl_->query(id);
+}
 
-result<void> engine::cancel(std::string_view id, std::string_view reason) { return impl_->cancel(id, reason); }
+result<void> engine::cancel(std::string_view id, std::string_view reason) {
+    return impl_->cancel(id, reason);
+}
 
 result<instance_view> engine::wait(std::string_view id) {
     auto p = std::make_shared<std::promise<result<instance_view>>>();
     auto f = p->get_future();
-    impl_->add_waiter(std::string(id), [p](result<instance_view> r) { p->set_value(std::move(r)); });
+    impl_->add_waiter(std::string(id),
+                      [p](result<instance_view> r) { p->set_value(std::move(r)); });
     return f.get();
 }
 
@@ -1838,32 +1932,56 @@ void engine::add_waiter(const std::string& id, std::function<void(result<instanc
     impl_->add_waiter(id, std::move(fn));
 }
 
-result<void> engine::schedule(schedule_options options) { return impl_->schedule(std::move(options)); }
+result<void> engine::schedule(schedule_options options) {
+    return impl_->schedule(std::move(options));
+}
 
-std::vector<blocked_instance> engine::blocked() const { return impl_->blocked(); }
+std::vector<blocked_instance> engine::blocked() const {
+    return impl_->blocked();
+}
 
 void engine::set_endpoint_policy(const std::string& endpoint, endpoint_policy policy) {
     impl_->set_endpoint_policy(endpoint, policy);
 }
 
-circuit_state engine::endpoint_circuit(const std::string& endpoint) { return impl_->endpoint_circuit(endpoint); }
+circuit_state engine::endpoint_circuit(const std::string& endpoint) {
+    return impl_->endpoint_circuit(endpoint);
+}
 
-void engine::add_observer(std::shared_ptr<observer> o) { impl_->add_observer(std::move(o)); }
+void engine::add_observer(std::shared_ptr<observer> o) {
+    impl_->add_observer(std::move(o));
+}
 
-result<void> engine::open() { return impl_->open(); }
+result<void> engine::open() {
+    return impl_->open();
+}
 
-result<void> engine::run() { return impl_->run(); }
+result<void> engine::run() {
+    return impl_->run();
+}
 
-std::size_t engine::run_until_idle() { return impl_->run_until_idle(); }
+std::size_t engine::run_until_idle() {
+    return impl_->run_until_idle();
+}
 
-result<void> engine::run_until_settled(duration limit) { return impl_->run_until_settled(limit); }
+result<void> engine::run_until_settled(duration limit) {
+    return impl_->run_until_settled(limit);
+}
 
-void engine::stop() { impl_->stop(); }
+void engine::stop() {
+    impl_->stop();
+}
 
-boost::asio::any_io_executor engine::get_executor() { return impl_->executor(); }
+boost::asio::any_io_executor engine::get_executor() {
+    return impl_->executor();
+}
 
-saga::clock& engine::clock() { return impl_->clock(); }
+saga::clock& engine::clock() {
+    return impl_->clock();
+}
 
-std::size_t engine::active_instances() const { return impl_->active_instances(); }
+std::size_t engine::active_instances() const {
+    return impl_->active_instances();
+}
 
 }  // namespace saga

@@ -13,8 +13,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <shared_mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -82,7 +82,8 @@ struct tx {
 };
 
 struct instance {
-    instance(std::string sid, asio::io_context& ctx) : id(std::move(sid)), strand(asio::make_strand(ctx)) {}
+    instance(std::string sid, asio::io_context& ctx)
+        : id(std::move(sid)), strand(asio::make_strand(ctx)) {}
     std::string id;
     asio::strand<asio::io_context::executor_type> strand;
     // Everything below is touched only on `strand`.
@@ -101,7 +102,8 @@ struct instance {
 };
 
 struct endpoint_runtime {
-    explicit endpoint_runtime(endpoint_policy p, time_point now) : bucket(p.rate, now), breaker(p.breaker) {}
+    explicit endpoint_runtime(endpoint_policy p, time_point now)
+        : bucket(p.rate, now), breaker(p.breaker) {}
     token_bucket bucket;
     circuit_breaker breaker;
 };
@@ -155,8 +157,8 @@ public:
 
 private:
     // registry and cache
-    std::shared_ptr<const compiled_definition> find_definition(std::string_view name,
-                                                               std::optional<std::uint32_t> version) const;
+    std::shared_ptr<const compiled_definition> find_definition(
+        std::string_view name, std::optional<std::uint32_t> version) const;
     std::shared_ptr<instance> get_instance(const std::string& id);
     void evict(const std::shared_ptr<instance>& inst);
     std::shared_ptr<endpoint_runtime> endpoint(const std::string& name);
@@ -167,8 +169,8 @@ private:
     void process(const std::shared_ptr<instance>& inst, std::vector<input> batch);
     result<void> load(instance& inst, bool keep_live_data);
     void commit(const std::shared_ptr<instance>& inst, tx t, std::vector<input> batch);
-    void on_committed(const std::shared_ptr<instance>& inst, result<void> r, instance_record next, tx t,
-                      std::vector<input> batch);
+    void on_committed(const std::shared_ptr<instance>& inst, result<void> r, instance_record next,
+                      tx t, std::vector<input> batch);
     bool has_observers() const;
     void retry_later(const std::string& id, input in, duration delay);
     void schedule_wake(const std::shared_ptr<instance>& inst, const tx& t);
@@ -188,7 +190,8 @@ private:
     void attempt_done(instance& inst, tx& t, const node& n, const std::string& key,
                       std::optional<error> err, bool timed_out = false);
     void complete_unit(instance& inst, tx& t, const node& n, const std::string& key);
-    void unit_failed(instance& inst, tx& t, const node& n, const std::string& key, const error& err);
+    void unit_failed(instance& inst, tx& t, const node& n, const std::string& key,
+                     const error& err);
     void fail_saga(instance& inst, tx& t, const std::string& reason);
     void begin_compensation(instance& inst, tx& t, const std::string& reason);
     void start_wait(instance& inst, tx& t, const node& n, const std::string& key);
@@ -200,8 +203,8 @@ private:
     void settle(instance& inst, tx& t, saga_status status, const char* event);
 
     // helpers
-    void history(instance& inst, tx& t, std::string event, std::string step = {}, std::uint32_t attempt = 0,
-                 json detail = json::object());
+    void history(instance& inst, tx& t, std::string event, std::string step = {},
+                 std::uint32_t attempt = 0, json detail = json::object());
     void set_timer(instance& inst, tx& t, std::string id, time_point due, json payload);
     void clear_unit_timers(instance& inst, tx& t, const std::string& key);
     const node* node_of(const instance& inst, std::string_view key) const;
@@ -232,11 +235,15 @@ private:
     asio::io_context ctx_;
 
     mutable std::mutex mutex_;  // guards the maps below
-    std::map<std::string, std::map<std::uint32_t, std::shared_ptr<const compiled_definition>>, std::less<>> defs_;
+    std::map<std::string, std::map<std::uint32_t, std::shared_ptr<const compiled_definition>>,
+             std::less<>>
+        defs_;
     std::unordered_map<std::string, std::shared_ptr<instance>> instances_;
     std::unordered_map<std::string, std::shared_ptr<endpoint_runtime>> endpoints_;
     std::vector<std::shared_ptr<observer>> observers_;
-    std::unordered_map<std::string, std::vector<std::shared_ptr<std::function<void(result<instance_view>)>>>> waiters_;
+    std::unordered_map<std::string,
+                       std::vector<std::shared_ptr<std::function<void(result<instance_view>)>>>>
+        waiters_;
     std::map<std::string, blocked_instance> blocked_;
     std::map<std::string, std::shared_ptr<const schedule_options>> schedules_;
     void tick(const std::shared_ptr<const schedule_options>& s);

@@ -23,12 +23,14 @@ std::string_view to_string(reply_status s) noexcept {
 
 namespace {
 message_kind parse_kind(const std::string& s) {
-    for (auto k : {message_kind::command, message_kind::compensation, message_kind::reply, message_kind::event})
+    for (auto k : {message_kind::command, message_kind::compensation, message_kind::reply,
+                   message_kind::event})
         if (to_string(k) == s) return k;
     throw std::invalid_argument("unknown message kind '" + s + "'");
 }
 reply_status parse_status(const std::string& s) {
-    for (auto k : {reply_status::success, reply_status::transient_failure, reply_status::permanent_failure})
+    for (auto k :
+         {reply_status::success, reply_status::transient_failure, reply_status::permanent_failure})
         if (to_string(k) == s) return k;
     throw std::invalid_argument("unknown reply status '" + s + "'");
 }
@@ -68,7 +70,9 @@ void from_json(const nlohmann::json& j, envelope& e) {
     e.payload = j.contains("payload") ? j.at("payload") : nlohmann::json::object();
 }
 
-std::string encode(const envelope& e) { return nlohmann::json(e).dump(); }
+std::string encode(const envelope& e) {
+    return nlohmann::json(e).dump();
+}
 
 result<envelope> decode(std::string_view text) {
     try {

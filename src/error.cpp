@@ -43,8 +43,7 @@ public:
             case errc::timeout:
             case errc::circuit_open:
             case errc::store_busy:
-            case errc::transport_failure:
-                return make_error_condition(condition::transient);
+            case errc::transport_failure: return make_error_condition(condition::transient);
             default: return make_error_condition(condition::permanent);
         }
     }
@@ -67,16 +66,14 @@ public:
                    std::error_condition(cond, *this);
         // Errors of other categories: the usual retryable system conditions are transient,
         // everything else permanent.
-        const bool transient = code == std::errc::timed_out ||
-                               code == std::errc::connection_refused ||
-                               code == std::errc::connection_reset ||
-                               code == std::errc::connection_aborted ||
-                               code == std::errc::resource_unavailable_try_again ||
-                               code == std::errc::device_or_resource_busy ||
-                               code == std::errc::network_unreachable ||
-                               code == std::errc::host_unreachable ||
-                               code == std::errc::interrupted;
-        return static_cast<condition>(cond) == (transient ? condition::transient : condition::permanent);
+        const bool transient =
+            code == std::errc::timed_out || code == std::errc::connection_refused ||
+            code == std::errc::connection_reset || code == std::errc::connection_aborted ||
+            code == std::errc::resource_unavailable_try_again ||
+            code == std::errc::device_or_resource_busy || code == std::errc::network_unreachable ||
+            code == std::errc::host_unreachable || code == std::errc::interrupted;
+        return static_cast<condition>(cond) ==
+               (transient ? condition::transient : condition::permanent);
     }
 };
 

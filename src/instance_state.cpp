@@ -8,7 +8,9 @@ namespace {
 std::int64_t to_ms(time_point t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
-time_point from_ms(std::int64_t ms) { return time_point{std::chrono::milliseconds{ms}}; }
+time_point from_ms(std::int64_t ms) {
+    return time_point{std::chrono::milliseconds{ms}};
+}
 
 }  // namespace
 
@@ -36,7 +38,8 @@ nlohmann::json to_json(const instance_state& s) {
     if (!s.signals.empty()) {
         nlohmann::json sig = nlohmann::json::object();
         for (const auto& [name, q] : s.signals)
-            if (!q.empty()) sig[name] = nlohmann::json(std::vector<nlohmann::json>(q.begin(), q.end()));
+            if (!q.empty())
+                sig[name] = nlohmann::json(std::vector<nlohmann::json>(q.begin(), q.end()));
         if (!sig.empty()) j["signals"] = std::move(sig);
     }
     return j;
@@ -57,7 +60,9 @@ result<instance_state> instance_state_from_json(const nlohmann::json& j) {
             for (const auto& [name, u] : j.at("units").items()) {
                 unit_state us;
                 auto st = parse_step_status(u.at("s").get<std::string>());
-                if (!st) return error{errc::bad_data, "unknown step status in saga state: " + u.at("s").dump()};
+                if (!st)
+                    return error{errc::bad_data,
+                                 "unknown step status in saga state: " + u.at("s").dump()};
                 us.status = *st;
                 us.attempts = u.value("a", std::uint32_t{0});
                 us.compensation_attempts = u.value("ca", std::uint32_t{0});
@@ -67,7 +72,8 @@ result<instance_state> instance_state_from_json(const nlohmann::json& j) {
                 us.error = u.value("e", std::string());
                 if (u.contains("t0")) us.started_at = from_ms(u.at("t0").get<std::int64_t>());
                 if (u.contains("t1")) us.finished_at = from_ms(u.at("t1").get<std::int64_t>());
-                if (u.contains("items")) us.items = u.at("items").get<std::vector<nlohmann::json>>();
+                if (u.contains("items"))
+                    us.items = u.at("items").get<std::vector<nlohmann::json>>();
                 s.units.emplace(name, std::move(us));
             }
         }

@@ -22,23 +22,27 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(order, item, quantity, card, res
 saga::result<saga::definition<order>> place_order() {
     using namespace std::chrono_literals;
     return saga::definition_builder<order>("place_order", 1)
-        .local("validate", [](order& o) -> saga::result<void> {
-            if (o.quantity <= 0) return saga::permanent_error("quantity must be positive");
-            return saga::success();
-        })
-        .remote("reserve_stock", "inventory", [](const order& o) {
-            return saga::command{"reserve", {{"item", o.item}, {"quantity", o.quantity}}};
-        })
-            .on_reply([](order& o, const nlohmann::json& r) { o.reservation = r.at("id"); })
-            .compensate_remote("inventory", [](const order& o) {
-                return saga::command{"release", {{"id", o.reservation}}};
-            })
-            .retry(saga::retry_policy::exponential(5, 100ms))
-            .timeout(2s)
-        .remote("charge_card", "payments", [](const order& o) {
-            return saga::command{"charge", {{"card", o.card}}};
-        })
-            .pivot()
+        .local("validate",
+               [](order& o) -> saga::result<void> {
+                   if (o.quantity <= 0) return saga::permanent_error("quantity must be positive");
+                   return saga::success();
+               })
+        .remote("reserve_stock", "inventory",
+                [](const order& o) {
+                    return saga::command{"reserve", {{"item", o.item}, {"quantity", o.quantity}}};
+                })
+        .on_reply([](order& o, const nlohmann::json& r) { o.reservation = r.at("id"); })
+        .compensate_remote("inventory",
+                           [](const order& o) {
+                               return saga::command{"release", {{"id", o.reservation}}};
+                           })
+        .retry(saga::retry_policy::exponential(5, 100ms))
+        .timeout(2s)
+        .remote("charge_card", "payments",
+                [](const order& o) {
+                    return saga::command{"charge", {{"card", o.card}}};
+                })
+        .pivot()
         .local("confirm", [](order& o) { fmt::print("  confirmed {} x {}\n", o.quantity, o.item); })
         .build();
 }
@@ -76,7 +80,8 @@ int main() {
     std::thread runner([&] { (void)engine.run(); });
     fmt::print("placing 3 orders\n");
     std::vector<std::string> ids;
-    for (const auto& o : {order{"book", 2, "visa"}, order{"lamp", 1, "declined-card"}, order{"pen", 5, "amex"}}) {
+    for (const auto& o :
+         {order{"book", 2, "visa"}, order{"lamp", 1, "declined-card"}, order{"pen", 5, "amex"}}) {
         auto id = engine.start("place_order", o);
         if (!id) {
             fmt::print(stderr, "start failed: {}\n", id.error().what());
@@ -91,7 +96,9 @@ int main() {
         const auto& view = v.value();
         fmt::print("order {}: {}{}\n", id.substr(0, 8), saga::to_string(view.status),
                    view.error.empty() ? "" : " (" + view.error + ")");
-        if (view.status != saga::saga_status::completed && view.status != saga::saga_status::compensated) ++bad;
+        if (view.status != saga::saga_status::completed &&
+            view.status != saga::saga_status::compensated)
+            ++bad;
     }
     inventory.stop();
     payments.stop();

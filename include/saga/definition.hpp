@@ -46,7 +46,9 @@ public:
     [[nodiscard]] const std::string& name() const noexcept { return model_->name; }
     [[nodiscard]] std::uint32_t version() const noexcept { return model_->version; }
     /// The engine's view; not for users.
-    [[nodiscard]] const std::shared_ptr<const detail::model>& model() const noexcept { return model_; }
+    [[nodiscard]] const std::shared_ptr<const detail::model>& model() const noexcept {
+        return model_;
+    }
 
 private:
     template <class, class>
@@ -122,8 +124,8 @@ public:
         using range_t = std::remove_cvref_t<std::invoke_result_t<ItemsFn&, const Data&>>;
         using Item = std::ranges::range_value_t<range_t>;
         auto& n = add(detail::node_kind::for_each, std::move(name));
-        n.items = [items = std::move(items)](const detail::data_box& box)
-            -> result<std::vector<nlohmann::json>> {
+        n.items = [items = std::move(items)](
+                      const detail::data_box& box) -> result<std::vector<nlohmann::json>> {
             try {
                 std::vector<nlohmann::json> out;
                 for (const auto& it : items(static_cast<const detail::typed_box<Data>&>(box).value))
@@ -161,7 +163,8 @@ public:
     /// `endpoint` with idempotency key `<saga id>/<step>/compensate`.
     template <class Fn>
     Self& compensate_remote(std::string endpoint, Fn make) {
-        if (auto* n = last("compensate_remote", {detail::node_kind::local, detail::node_kind::remote})) {
+        if (auto* n =
+                last("compensate_remote", {detail::node_kind::local, detail::node_kind::remote})) {
             n->compensation.kind = detail::action::how::remote;
             n->compensation.endpoint = std::move(endpoint);
             n->compensation.make_command = detail::make_command_fn<Data>(std::move(make));
@@ -179,7 +182,8 @@ public:
 
     /// The retry policy of the step's compensation (default: the definition's, 10 attempts).
     Self& compensation_retry(retry_policy p) {
-        if (auto* n = last("compensation_retry", {detail::node_kind::local, detail::node_kind::remote}))
+        if (auto* n =
+                last("compensation_retry", {detail::node_kind::local, detail::node_kind::remote}))
             n->compensation_retry = p;
         return self();
     }
@@ -195,7 +199,8 @@ public:
     /// Marks the step as the pivot: once it completes, the saga only goes forward. Only a
     /// top-level local or remote step without a compensation can be the pivot.
     Self& pivot() {
-        if (auto* n = last("pivot", {detail::node_kind::local, detail::node_kind::remote})) n->pivot = true;
+        if (auto* n = last("pivot", {detail::node_kind::local, detail::node_kind::remote}))
+            n->pivot = true;
         return self();
     }
 
@@ -206,7 +211,8 @@ public:
             log_->errors.emplace_back("when() must follow a step");
         } else {
             nodes_.back().when = [pred = std::move(pred)](const detail::data_box& box) {
-                return static_cast<bool>(pred(static_cast<const detail::typed_box<Data>&>(box).value));
+                return static_cast<bool>(
+                    pred(static_cast<const detail::typed_box<Data>&>(box).value));
             };
         }
         return self();
@@ -229,7 +235,8 @@ public:
         return self();
     }
 
-    /// Wait with `on_deadline::proceed`: `fn(Data&[, step_context&])` runs when the deadline passes.
+    /// Wait with `on_deadline::proceed`: `fn(Data&[, step_context&])` runs when the deadline
+    /// passes.
     template <class Fn>
     Self& on_timeout(Fn fn) {
         if (auto* n = last("on_timeout", {detail::node_kind::wait}))
@@ -377,9 +384,8 @@ public:
         node_.on_results = [fn = std::move(fn)](detail::data_box& box,
                                                 std::span<const item_result> r) -> result<void> {
             step_context ctx("", "on_results", 0, "", "", {});
-            return detail::guarded_void(ctx, [&] {
-                return fn(static_cast<detail::typed_box<Data>&>(box).value, r);
-            });
+            return detail::guarded_void(
+                ctx, [&] { return fn(static_cast<detail::typed_box<Data>&>(box).value, r); });
         };
         return *this;
     }
@@ -424,7 +430,8 @@ public:
                 return std::unique_ptr<detail::data_box>(
                     std::make_unique<detail::typed_box<Data>>(j.get<Data>()));
             } catch (const std::exception& e) {
-                return error{errc::bad_data, std::string("cannot read saga data from json: ") + e.what()};
+                return error{errc::bad_data,
+                             std::string("cannot read saga data from json: ") + e.what()};
             }
         };
         SAGA_TRY(detail::validate(*m, this->log_->errors));
@@ -438,8 +445,8 @@ private:
     std::uint32_t version_;
     retry_policy default_retry_{};
     retry_policy default_compensation_retry_{.max_attempts = 10,
-                                              .initial_backoff = std::chrono::milliseconds{200},
-                                              .max_backoff = std::chrono::seconds{60}};
+                                             .initial_backoff = std::chrono::milliseconds{200},
+                                             .max_backoff = std::chrono::seconds{60}};
 };
 
 }  // namespace saga

@@ -168,12 +168,14 @@ public:
         try {
             j = data;
         } catch (const std::exception& e) {
-            return error{errc::bad_data, std::string("cannot convert saga data to json: ") + e.what()};
+            return error{errc::bad_data,
+                         std::string("cannot convert saga data to json: ") + e.what()};
         }
         return start_json(name, std::move(j), std::move(options));
     }
     /// Same, with the data already as JSON (validated against the definition's Data type).
-    result<std::string> start_json(std::string_view name, nlohmann::json data, start_options options = {});
+    result<std::string> start_json(std::string_view name, nlohmann::json data,
+                                   start_options options = {});
 
     /// Delivers the signal `name` to instance `id`. If no wait for it is open yet it is kept
     /// until one opens. `errc::not_found` for an unknown id, `errc::saga_finished` if the
@@ -209,8 +211,9 @@ public:
     [[nodiscard]] result<instance_view> wait(std::string_view id);
 
     /// Starts `options.definition` once per tick of `options.interval` (the current tick at once,
-    /// if its instance does not exist yet). Missed ticks are not caught up. `errc::invalid_argument`
-    /// for a bad interval or name, `errc::already_exists` for a second schedule of that name.
+    /// if its instance does not exist yet). Missed ticks are not caught up.
+    /// `errc::invalid_argument` for a bad interval or name, `errc::already_exists` for a second
+    /// schedule of that name.
     result<void> schedule(schedule_options options);
 
     /// Instances left untouched because their definition version is not registered.

@@ -27,7 +27,8 @@ struct participant_reply {
     nlohmann::json payload = nlohmann::json::object();
     std::string error;
 
-    [[nodiscard]] static participant_reply success(nlohmann::json payload = nlohmann::json::object()) {
+    [[nodiscard]] static participant_reply success(
+        nlohmann::json payload = nlohmann::json::object()) {
         return {reply_status::success, std::move(payload), {}};
     }
     /// The engine will retry (same idempotency key); the reply is not recorded.
@@ -72,10 +73,10 @@ struct participant_options {
 
 /// Counters, for tests and metrics.
 struct participant_stats {
-    std::size_t handled = 0;        ///< handler calls
-    std::size_t deduplicated = 0;   ///< repeats answered from the reply store
-    std::size_t refused = 0;        ///< commands refused because their compensation came first
-    std::size_t unknown_type = 0;   ///< commands with no handler (answered permanent)
+    std::size_t handled = 0;       ///< handler calls
+    std::size_t deduplicated = 0;  ///< repeats answered from the reply store
+    std::size_t refused = 0;       ///< commands refused because their compensation came first
+    std::size_t unknown_type = 0;  ///< commands with no handler (answered permanent)
 };
 
 /// A participant service on one endpoint.
@@ -85,7 +86,8 @@ struct participant_stats {
 /// refused instead of applied after its undo.
 class participant {
 public:
-    participant(std::shared_ptr<transport> t, std::string endpoint, participant_options options = {});
+    participant(std::shared_ptr<transport> t, std::string endpoint,
+                participant_options options = {});
     ~participant();
     participant(const participant&) = delete;
     participant& operator=(const participant&) = delete;
@@ -101,7 +103,8 @@ public:
 
 private:
     void handle(const std::shared_ptr<delivery>& d);
-    void reply(const envelope& command, const participant_reply& r, const std::shared_ptr<delivery>& d);
+    void reply(const envelope& command, const participant_reply& r,
+               const std::shared_ptr<delivery>& d);
 
     std::shared_ptr<transport> transport_;
     std::string endpoint_;

@@ -65,7 +65,8 @@ inline nlohmann::json describe(const history_entry& e) {
 }
 
 inline nlohmann::json describe(const timer_record& t) {
-    return {{"saga_id", t.saga_id}, {"id", t.id}, {"due", time_text(t.due)}, {"payload", t.payload}};
+    return {
+        {"saga_id", t.saga_id}, {"id", t.id}, {"due", time_text(t.due)}, {"payload", t.payload}};
 }
 
 inline nlohmann::json describe(const outbox_record& o) {
@@ -184,9 +185,8 @@ inline transition next(const instance_record& current) {
 }
 
 /// A history entry with the saga id and version left for the store to fill in.
-inline history_entry make_entry(std::string event, std::string step = {},
-                                std::uint32_t attempt = 0, nlohmann::json detail = nullptr,
-                                time_point at = at_ms(2000)) {
+inline history_entry make_entry(std::string event, std::string step = {}, std::uint32_t attempt = 0,
+                                nlohmann::json detail = nullptr, time_point at = at_ms(2000)) {
     history_entry e;
     e.at = at;
     e.event = std::move(event);
@@ -275,13 +275,14 @@ inline void created_record_loads_back(const store_factory& make) {
         r.status = saga_status::waiting;
         r.correlation_key = "campaign-42";
         r.exclusive = true;
-        r.data = {{"campaign", "spring \"sale\""},
-                  {"budget", 1250.5},
-                  {"count", -3},
-                  {"big", 9007199254740993ULL},
-                  {"tags", {"a", "b"}},
-                  {"nested", {{"ok", true}, {"none", nullptr}, {"empty", nlohmann::json::object()}}},
-                  {"unicode", "caf\u00e9 \u2713"}};
+        r.data = {
+            {"campaign", "spring \"sale\""},
+            {"budget", 1250.5},
+            {"count", -3},
+            {"big", 9007199254740993ULL},
+            {"tags", {"a", "b"}},
+            {"nested", {{"ok", true}, {"none", nullptr}, {"empty", nlohmann::json::object()}}},
+            {"unicode", "caf\u00e9 \u2713"}};
         r.state = {{"steps", {{"reserve", {{"status", "completed"}, {"attempt", 2}}}}},
                    {"cursor", 3}};
         r.created_at = at_ms(1234);
@@ -307,10 +308,15 @@ inline void created_record_loads_back(const store_factory& make) {
     }
 
     SECTION("every status") {
-        const std::vector<saga_status> statuses{
-            saga_status::running,   saga_status::waiting,   saga_status::compensating,
-            saga_status::completed, saga_status::compensated, saga_status::failed,
-            saga_status::compensation_failed, saga_status::cancelled, saga_status::paused};
+        const std::vector<saga_status> statuses{saga_status::running,
+                                                saga_status::waiting,
+                                                saga_status::compensating,
+                                                saga_status::completed,
+                                                saga_status::compensated,
+                                                saga_status::failed,
+                                                saga_status::compensation_failed,
+                                                saga_status::cancelled,
+                                                saga_status::paused};
         for (const saga_status s : statuses) {
             instance_record r = make_record("status-" + std::string(to_string(s)));
             r.status = s;
@@ -421,8 +427,8 @@ inline void stale_commit_fails_and_applies_nothing(const store_factory& make) {
     };
 
     SECTION("an expected version behind the store") {
-        const error e = SAGA_CONTRACT_FAILS(store->commit(stale_from(t1.record)),
-                                            errc::version_conflict);
+        const error e =
+            SAGA_CONTRACT_FAILS(store->commit(stale_from(t1.record)), errc::version_conflict);
         CHECK(contains_text(e.message, "stale"));
         nothing_applied();
     }
@@ -435,8 +441,7 @@ inline void stale_commit_fails_and_applies_nothing(const store_factory& make) {
     SECTION("an update of an id that does not exist") {
         instance_record ghost = make_record("ghost");
         ghost.version = 3;
-        const error e =
-            SAGA_CONTRACT_FAILS(store->commit(next(ghost)), errc::version_conflict);
+        const error e = SAGA_CONTRACT_FAILS(store->commit(next(ghost)), errc::version_conflict);
         CHECK(contains_text(e.message, "ghost"));
         SAGA_CONTRACT_FAILS(store->load("ghost"), errc::not_found);
         nothing_applied();
@@ -509,8 +514,8 @@ inline void history_is_in_commit_order(const store_factory& make) {
     SAGA_CONTRACT_OK(store->commit(other));
 
     transition t2 = next(t1.record);
-    t2.history = {make_entry("step_completed", "reserve", 1, {{"reservation", "r-1"}},
-                             at_ms(1500))};
+    t2.history = {
+        make_entry("step_completed", "reserve", 1, {{"reservation", "r-1"}}, at_ms(1500))};
     SAGA_CONTRACT_OK(store->commit(t2));
 
     transition t3 = next(t2.record);  // no history at all
@@ -580,8 +585,8 @@ inline void timers_are_set_replaced_cleared_and_listed(const store_factory& make
         SAGA_CONTRACT_OK(store->commit(a2));
 
         const auto timers = SAGA_CONTRACT_OK(store->timers());
-        CHECK(ids_of(timers) == std::vector<std::string>{"timer-a/retry:reserve",
-                                                         "timer-b/a-first", "timer-b/deadline"});
+        CHECK(ids_of(timers) == std::vector<std::string>{"timer-a/retry:reserve", "timer-b/a-first",
+                                                         "timer-b/deadline"});
         REQUIRE(timers.size() == 3);
         CHECK(timers[0] == a2.timers_set[0]);
         CHECK(timers[2] == b.timers_set[0]);
@@ -730,10 +735,9 @@ inline void exclusive_records_lock_their_correlation_key(const store_factory& ma
                             errc::lock_held);
     }
     SECTION("every non-terminal status holds the lock") {
-        const std::vector<saga_status> holding{saga_status::waiting, saga_status::compensating,
-                                               saga_status::failed,
-                                               saga_status::compensation_failed,
-                                               saga_status::paused};
+        const std::vector<saga_status> holding{
+            saga_status::waiting, saga_status::compensating, saga_status::failed,
+            saga_status::compensation_failed, saga_status::paused};
         for (const saga_status s : holding) {
             const std::string name(to_string(s));
             SAGA_CONTRACT_OK(store->commit(create(exclusive("holder-" + name, "key-" + name, s))));
@@ -1041,48 +1045,46 @@ inline void concurrent_commits_are_serialised(const store_factory& make) {
 /// Instantiates the state store contract: Catch2 test cases tagged `[contract][store]` and
 /// `tag`, each on a fresh store from `make_store` (an expression yielding
 /// `std::shared_ptr<saga::state_store>`). Use once per test binary.
-#define SAGA_STATE_STORE_CONTRACT(tag, make_store)                                                \
-    SAGA_STATE_STORE_CONTRACT_CASE_("a created record loads back with every field", tag,          \
-                                    make_store, created_record_loads_back)                        \
-    SAGA_STATE_STORE_CONTRACT_CASE_("async_commit reports the outcome to its handler", tag,       \
-                                    make_store, async_commit_reports_to_its_handler)              \
-    SAGA_STATE_STORE_CONTRACT_CASE_(                                                              \
-        "creating an id that exists fails with already_exists and leaves the original", tag,      \
-        make_store, create_of_existing_id_fails)                                                  \
-    SAGA_STATE_STORE_CONTRACT_CASE_(                                                              \
-        "a commit with a stale expected version fails with version_conflict and applies nothing", \
-        tag, make_store, stale_commit_fails_and_applies_nothing)                                  \
-    SAGA_STATE_STORE_CONTRACT_CASE_(                                                              \
-        "a record version other than expected version plus one fails with invalid_argument",     \
-        tag, make_store, version_must_be_expected_plus_one)                                       \
-    SAGA_STATE_STORE_CONTRACT_CASE_("loading an unknown id fails with not_found", tag,            \
-                                    make_store, load_of_unknown_id_fails)                         \
-    SAGA_STATE_STORE_CONTRACT_CASE_("history lists entries in commit order with their versions",  \
-                                    tag, make_store, history_is_in_commit_order)                  \
-    SAGA_STATE_STORE_CONTRACT_CASE_(                                                              \
-        "timers are set, replaced, cleared and listed by due time", tag, make_store,              \
-        timers_are_set_replaced_cleared_and_listed)                                               \
-    SAGA_STATE_STORE_CONTRACT_CASE_(                                                              \
-        "the outbox yields pending messages oldest first until they are acknowledged", tag,       \
-        make_store, outbox_releases_oldest_first)                                                 \
-    SAGA_STATE_STORE_CONTRACT_CASE_("the inbox lets a saga consume a message id only once", tag,  \
-                                    make_store, inbox_consumes_a_message_once_per_saga)           \
-    SAGA_STATE_STORE_CONTRACT_CASE_(                                                              \
-        "an exclusive non-terminal record locks its correlation key", tag, make_store,            \
-        exclusive_records_lock_their_correlation_key)                                             \
-    SAGA_STATE_STORE_CONTRACT_CASE_(                                                              \
-        "list filters by status, definition, correlation key and update time", tag, make_store,   \
-        list_filters_records)                                                                     \
-    SAGA_STATE_STORE_CONTRACT_CASE_("list pages through all records by id with after_id and limit", \
-                                    tag, make_store, list_pages_by_id)                            \
-    SAGA_STATE_STORE_CONTRACT_CASE_(                                                              \
-        "concurrent commits lose nothing and let exactly one writer win each version", tag,       \
+#define SAGA_STATE_STORE_CONTRACT(tag, make_store)                                                 \
+    SAGA_STATE_STORE_CONTRACT_CASE_("a created record loads back with every field", tag,           \
+                                    make_store, created_record_loads_back)                         \
+    SAGA_STATE_STORE_CONTRACT_CASE_("async_commit reports the outcome to its handler", tag,        \
+                                    make_store, async_commit_reports_to_its_handler)               \
+    SAGA_STATE_STORE_CONTRACT_CASE_(                                                               \
+        "creating an id that exists fails with already_exists and leaves the original", tag,       \
+        make_store, create_of_existing_id_fails)                                                   \
+    SAGA_STATE_STORE_CONTRACT_CASE_(                                                               \
+        "a commit with a stale expected version fails with version_conflict and applies nothing",  \
+        tag, make_store, stale_commit_fails_and_applies_nothing)                                   \
+    SAGA_STATE_STORE_CONTRACT_CASE_(                                                               \
+        "a record version other than expected version plus one fails with invalid_argument", tag,  \
+        make_store, version_must_be_expected_plus_one)                                             \
+    SAGA_STATE_STORE_CONTRACT_CASE_("loading an unknown id fails with not_found", tag, make_store, \
+                                    load_of_unknown_id_fails)                                      \
+    SAGA_STATE_STORE_CONTRACT_CASE_("history lists entries in commit order with their versions",   \
+                                    tag, make_store, history_is_in_commit_order)                   \
+    SAGA_STATE_STORE_CONTRACT_CASE_("timers are set, replaced, cleared and listed by due time",    \
+                                    tag, make_store, timers_are_set_replaced_cleared_and_listed)   \
+    SAGA_STATE_STORE_CONTRACT_CASE_(                                                               \
+        "the outbox yields pending messages oldest first until they are acknowledged", tag,        \
+        make_store, outbox_releases_oldest_first)                                                  \
+    SAGA_STATE_STORE_CONTRACT_CASE_("the inbox lets a saga consume a message id only once", tag,   \
+                                    make_store, inbox_consumes_a_message_once_per_saga)            \
+    SAGA_STATE_STORE_CONTRACT_CASE_("an exclusive non-terminal record locks its correlation key",  \
+                                    tag, make_store, exclusive_records_lock_their_correlation_key) \
+    SAGA_STATE_STORE_CONTRACT_CASE_(                                                               \
+        "list filters by status, definition, correlation key and update time", tag, make_store,    \
+        list_filters_records)                                                                      \
+    SAGA_STATE_STORE_CONTRACT_CASE_(                                                               \
+        "list pages through all records by id with after_id and limit", tag, make_store,           \
+        list_pages_by_id)                                                                          \
+    SAGA_STATE_STORE_CONTRACT_CASE_(                                                               \
+        "concurrent commits lose nothing and let exactly one writer win each version", tag,        \
         make_store, concurrent_commits_are_serialised)
 
 /// One test case of the contract (an implementation detail of SAGA_STATE_STORE_CONTRACT).
-#define SAGA_STATE_STORE_CONTRACT_CASE_(name, tag, make_store, fn)                    \
-    TEST_CASE(name, "[contract][store]" tag) {                                        \
-        ::saga::contract::fn([&]() -> std::shared_ptr<::saga::state_store> {          \
-            return make_store;                                                        \
-        });                                                                           \
+#define SAGA_STATE_STORE_CONTRACT_CASE_(name, tag, make_store, fn)                 \
+    TEST_CASE(name, "[contract][store]" tag) {                                     \
+        ::saga::contract::fn(                                                      \
+            [&]() -> std::shared_ptr<::saga::state_store> { return make_store; }); \
     }

@@ -9,8 +9,8 @@
 // all. The in-memory transport loses its messages when the process dies: recovery relies on the
 // engine re-sending its outbox and on durable step timeouts re-sending commands (same key).
 #include <SQLiteCpp/SQLiteCpp.h>
-#include <boost/asio/thread_pool.hpp>
 #include <fmt/format.h>
+#include <boost/asio/thread_pool.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -50,8 +50,8 @@ struct trip {
     bool validated = false;
     bool notified = false;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(trip, customer, amount, credit, flight, hotel, charge,
-                                                validated, notified)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(trip, customer, amount, credit, flight, hotel,
+                                                charge, validated, notified)
 
 // validate (local; undo: local) -> reserve_credit (billing; undo: release)
 // -> book [flight (flights) | hotel (hotels)] (each undone by cancel)
@@ -65,13 +65,19 @@ saga::result<saga::definition<trip>> crash_trip() {
     const auto forward_retry = saga::retry_policy::exponential(12, 20ms, 300ms);
     const auto forever = saga::retry_policy::forever(20ms, 300ms);
     auto id_of = [](const json& r) { return r.value("id", std::string()); };
-    auto branch = [&](saga::parallel_builder<trip>& p, const std::string& name, const std::string& step,
-                      const std::string& endpoint, std::string trip::*field) {
+    auto branch = [&](saga::parallel_builder<trip>& p, const std::string& name,
+                      const std::string& step, const std::string& endpoint,
+                      std::string trip::*field) {
         p.branch(name)
-            .remote(step, endpoint, [](const trip& t) { return saga::command{"book", {{"who", t.customer}}}; })
+            .remote(step, endpoint,
+                    [](const trip& t) {
+                        return saga::command{"book", {{"who", t.customer}}};
+                    })
             .on_reply([id_of, field](trip& t, const json& r) { t.*field = id_of(r); })
             .compensate_remote(endpoint,
-                               [field](const trip& t) { return saga::command{"cancel", {{"id", t.*field}}}; })
+                               [field](const trip& t) {
+                                   return saga::command{"cancel", {{"id", t.*field}}};
+                               })
             .retry(forward_retry)
             .compensation_retry(forever)
             .timeout(timeout);
@@ -87,9 +93,14 @@ saga::result<saga::definition<trip>> crash_trip() {
                })
         .compensate([](trip& t) { t.validated = false; })
         .remote("reserve_credit", "billing",
-                [](const trip& t) { return saga::command{"reserve", {{"amount", t.amount}}}; })
+                [](const trip& t) {
+                    return saga::command{"reserve", {{"amount", t.amount}}};
+                })
         .on_reply([id_of](trip& t, const json& r) { t.credit = id_of(r); })
-        .compensate_remote("billing", [](const trip& t) { return saga::command{"release", {{"id", t.credit}}}; })
+        .compensate_remote("billing",
+                           [](const trip& t) {
+                               return saga::command{"release", {{"id", t.credit}}};
+                           })
         .retry(forward_retry)
         .compensation_retry(forever)
         .timeout(timeout)
@@ -98,7 +109,10 @@ saga::result<saga::definition<trip>> crash_trip() {
                       branch(p, "flight", "book_flight", "flights", &trip::flight);
                       branch(p, "hotel", "book_hotel", "hotels", &trip::hotel);
                   })
-        .remote("charge", "payments", [](const trip& t) { return saga::command{"charge", {{"amount", t.amount}}}; })
+        .remote("charge", "payments",
+                [](const trip& t) {
+                    return saga::command{"charge", {{"amount", t.amount}}};
+                })
         .on_reply([id_of](trip& t, const json& r) { t.charge = id_of(r); })
         .retry(forever)
         .timeout(timeout)
@@ -148,13 +162,16 @@ public:
 
         // A repeat (same idempotency key): the recorded reply, and nothing applied.
         {
-            SQLite::Statement q(db_, "SELECT status, payload, error FROM " + effects + " WHERE key = ?");
+            SQLite::Statement q(db_,
+                                "SELECT status, payload, error FROM " + effects + " WHERE key = ?");
             q.bind(1, key);
             if (q.executeStep()) {
                 saga::participant_reply r{parse_status(q.getColumn(0).getString()),
-                                          json::parse(q.getColumn(1).getString()), q.getColumn(2).getString()};
+                                          json::parse(q.getColumn(1).getString()),
+                                          q.getColumn(2).getString()};
                 q.reset();
-                SQLite::Statement u(db_, "UPDATE " + effects + " SET repeats = repeats + 1 WHERE key = ?");
+                SQLite::Statement u(
+                    db_, "UPDATE " + effects + " SET repeats = repeats + 1 WHERE key = ?");
                 u.bind(1, key);
                 u.exec();
                 tx.commit();
@@ -165,7 +182,8 @@ public:
 
         if (e.kind == saga::message_kind::command) {
             if (e.type != s.forward)
-                return saga::participant_reply::permanent(fmt::format("unknown command '{}'", e.type));
+                return saga::participant_reply::permanent(
+                    fmt::format("unknown command '{}'", e.type));
             if (crash::transient_failure(seed_, key, e.attempt))
                 return saga::participant_reply::transient("busy, try again");
             if (crash::permanent_failure_step(seed_, e.saga_id) == s.step) {
@@ -177,7 +195,8 @@ public:
             const std::string resource = std::string(s.endpoint) + ":" + key;
             auto r = saga::participant_reply::success({{"id", resource}});
             record(s, key, e.saga_id, "forward", r);
-            SQLite::Statement ins(db_, "INSERT INTO " + held + " (resource, saga_id, key) VALUES (?, ?, ?)");
+            SQLite::Statement ins(
+                db_, "INSERT INTO " + held + " (resource, saga_id, key) VALUES (?, ?, ?)");
             ins.bind(1, resource);
             ins.bind(2, e.saga_id);
             ins.bind(3, key);
@@ -188,10 +207,12 @@ public:
 
         // A compensation: undo by the forward command's idempotency key.
         if (e.type != s.compensation)
-            return saga::participant_reply::permanent(fmt::format("unknown compensation '{}'", e.type));
+            return saga::participant_reply::permanent(
+                fmt::format("unknown compensation '{}'", e.type));
         const auto it = e.headers.find("compensates");
         if (it == e.headers.end() || it->second.empty())
-            return saga::participant_reply::permanent("compensation without a 'compensates' header");
+            return saga::participant_reply::permanent(
+                "compensation without a 'compensates' header");
         const std::string& forward = it->second;
         if (crash::transient_failure(seed_, key, e.attempt))
             return saga::participant_reply::transient("busy, try again");
@@ -229,10 +250,11 @@ private:
         j.bind(3, kind);
         j.exec();
         const auto seq = db_.getLastInsertRowid();
-        SQLite::Statement ins(db_, "INSERT INTO " + std::string(s.endpoint) +
-                                       "_effects (key, saga_id, kind, applications, status, payload, error, seq)"
-                                       " VALUES (?, ?, ?, 1, ?, ?, ?, ?)"
-                                       " ON CONFLICT(key) DO UPDATE SET applications = applications + 1");
+        SQLite::Statement ins(
+            db_, "INSERT INTO " + std::string(s.endpoint) +
+                     "_effects (key, saga_id, kind, applications, status, payload, error, seq)"
+                     " VALUES (?, ?, ?, 1, ?, ?, ?, ?)"
+                     " ON CONFLICT(key) DO UPDATE SET applications = applications + 1");
         ins.bind(1, key);
         ins.bind(2, saga_id);
         ins.bind(3, kind);
@@ -287,7 +309,8 @@ bool parse(int argc, char** argv, arguments& a) {
 int run(const arguments& args) {
     services_db sdb(args.services, args.seed);
 
-    auto opened = saga::sqlite::sqlite_store::open({.path = args.store, .sync = saga::sqlite::synchronous::full});
+    auto opened = saga::sqlite::sqlite_store::open(
+        {.path = args.store, .sync = saga::sqlite::synchronous::full});
     if (!opened) {
         fmt::print(stderr, "crash_driver: cannot open the store: {}\n", opened.error().what());
         return 1;
@@ -295,8 +318,9 @@ int run(const arguments& args) {
     std::shared_ptr<saga::sqlite::sqlite_store> store = opened.value();
     auto clock = std::make_shared<saga::system_clock>();
     auto transport = std::make_shared<saga::inmemory::memory_transport>(clock);
-    saga::engine engine(store, transport,
-                        {.workers = 2, .clock = clock, .default_remote_timeout = 300ms, .seed = args.seed});
+    saga::engine engine(
+        store, transport,
+        {.workers = 2, .clock = clock, .default_remote_timeout = 300ms, .seed = args.seed});
     auto def = crash_trip();
     if (!def) {
         fmt::print(stderr, "crash_driver: invalid definition: {}\n", def.error().what());
@@ -316,7 +340,8 @@ int run(const arguments& args) {
             std::string(s.endpoint), service_threads.get_executor(),
             [&sdb, &s, &service_errors, t = transport.get()](std::shared_ptr<saga::delivery> d) {
                 const saga::envelope& e = d->message();
-                if (e.kind != saga::message_kind::command && e.kind != saga::message_kind::compensation) {
+                if (e.kind != saga::message_kind::command &&
+                    e.kind != saga::message_kind::compensation) {
                     d->ack();
                     return;
                 }
@@ -325,8 +350,8 @@ int run(const arguments& args) {
                     r = sdb.handle(s, e);
                 } catch (const std::exception& ex) {
                     ++service_errors;
-                    fmt::print(stderr, "crash_driver: {} failed on {}: {}\n", s.endpoint, e.idempotency_key,
-                               ex.what());
+                    fmt::print(stderr, "crash_driver: {} failed on {}: {}\n", s.endpoint,
+                               e.idempotency_key, ex.what());
                     d->nack(100ms);
                     return;
                 }
@@ -356,14 +381,16 @@ int run(const arguments& args) {
             },
             {.visibility_timeout = 5s});
         if (!sub) {
-            fmt::print(stderr, "crash_driver: cannot consume {}: {}\n", s.endpoint, sub.error().what());
+            fmt::print(stderr, "crash_driver: cannot consume {}: {}\n", s.endpoint,
+                       sub.error().what());
             return 1;
         }
         subscriptions.push_back(std::move(sub).value());
     }
 
     std::thread runner([&] {
-        if (auto r = engine.run(); !r) fmt::print(stderr, "crash_driver: run failed: {}\n", r.error().what());
+        if (auto r = engine.run(); !r)
+            fmt::print(stderr, "crash_driver: run failed: {}\n", r.error().what());
     });
 
     // Starts, in order. A saga already in the store (from an earlier run) is started again at
@@ -374,12 +401,14 @@ int run(const arguments& args) {
     for (std::size_t i = 0; i < args.sagas; ++i) {
         const auto id = crash::saga_id(args.seed, i);
         const bool known = store->load(id).has_value();
-        trip data{.customer = fmt::format("customer-{}", i), .amount = 100 + static_cast<int>(i % 50)};
+        trip data{.customer = fmt::format("customer-{}", i),
+                  .amount = 100 + static_cast<int>(i % 50)};
         for (int tries = 0;; ++tries) {
             auto started = engine.start("crash_trip", data, {.id = id});
             if (started) break;
             if (tries == 50) {
-                fmt::print(stderr, "crash_driver: start {} failed: {}\n", id, started.error().what());
+                fmt::print(stderr, "crash_driver: start {} failed: {}\n", id,
+                           started.error().what());
                 std::fflush(stderr);
                 std::_Exit(1);
             }
@@ -406,7 +435,8 @@ int run(const arguments& args) {
         }
         std::this_thread::sleep_for(50ms);
     }
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - start);
 
     for (auto& s : subscriptions) s->stop();
     engine.stop();
@@ -416,10 +446,12 @@ int run(const arguments& args) {
     const auto completed = counts[saga::saga_status::completed];
     const auto compensated = counts[saga::saga_status::compensated];
     const auto others = args.sagas - completed - compensated;
-    fmt::print("crash_driver: seed={} sagas={} completed={} compensated={} other={} restarted={} repeats={} "
-               "service_errors={} ms={}\n",
-               args.seed, args.sagas, completed, compensated, others, reissued, sdb.repeats(),
-               service_errors.load(), ms.count());
+    fmt::print(
+        "crash_driver: seed={} sagas={} completed={} compensated={} other={} restarted={} "
+        "repeats={} "
+        "service_errors={} ms={}\n",
+        args.seed, args.sagas, completed, compensated, others, reissued, sdb.repeats(),
+        service_errors.load(), ms.count());
     std::fflush(stdout);
     return others == 0 ? 0 : 3;
 }
@@ -430,8 +462,10 @@ int main(int argc, char** argv) {
     arguments args;
     try {
         if (!parse(argc, argv, args)) {
-            fmt::print(stderr, "usage: crash_driver --store saga.db --services services.db --sagas N --seed S "
-                       "[--start-interval-ms 50]\n");
+            fmt::print(
+                stderr,
+                "usage: crash_driver --store saga.db --services services.db --sagas N --seed S "
+                "[--start-interval-ms 50]\n");
             return 2;
         }
         return run(args);

@@ -45,7 +45,8 @@ inline std::uint64_t mix(std::uint64_t seed, std::string_view text) {
 }
 
 /// The step at which saga `id` gets a permanent failure (about 20% of sagas), or none.
-inline std::optional<std::string_view> permanent_failure_step(std::uint64_t seed, std::string_view id) {
+inline std::optional<std::string_view> permanent_failure_step(std::uint64_t seed,
+                                                              std::string_view id) {
     const auto h = mix(seed, id);
     if (h % 100 >= 20) return std::nullopt;
     return services[(h / 100) % services.size()].step;
@@ -74,11 +75,14 @@ inline std::string schema(std::string_view endpoint) {
         // kind: 'forward' (applied), 'refused' (permanent failure recorded), 'tombstone' (the
         // compensation came first), 'compensation' (applied undo). status/payload/error: the
         // recorded reply. seq: order of first application, over all services.
-        "CREATE TABLE IF NOT EXISTS " + e + "_effects ("
+        "CREATE TABLE IF NOT EXISTS " + e +
+        "_effects ("
         " key TEXT PRIMARY KEY, saga_id TEXT NOT NULL, kind TEXT NOT NULL,"
         " applications INTEGER NOT NULL, repeats INTEGER NOT NULL DEFAULT 0,"
         " status TEXT NOT NULL, payload TEXT NOT NULL, error TEXT NOT NULL, seq INTEGER NOT NULL);"
-        "CREATE TABLE IF NOT EXISTS " + e + "_held ("
+        "CREATE TABLE IF NOT EXISTS " +
+        e +
+        "_held ("
         " resource TEXT PRIMARY KEY, saga_id TEXT NOT NULL, key TEXT NOT NULL);";
 }
 

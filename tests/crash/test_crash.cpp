@@ -60,14 +60,16 @@ public:
     driver_process(const std::vector<std::string>& args, const fs::path& log) {
         posix_spawn_file_actions_t actions;
         posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                         0644);
         posix_spawn_file_actions_adddup2(&actions, 1, 2);
         std::vector<char*> argv;
         for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
         argv.push_back(nullptr);
         const int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
         posix_spawn_file_actions_destroy(&actions);
-        if (rc != 0) throw std::runtime_error(fmt::format("posix_spawn {} failed: {}", args[0], rc));
+        if (rc != 0)
+            throw std::runtime_error(fmt::format("posix_spawn {} failed: {}", args[0], rc));
     }
     ~driver_process() {
         if (pid_ > 0 && !status_) {
@@ -124,7 +126,8 @@ std::string tail(const fs::path& p, std::size_t lines) {
     std::vector<std::string> all;
     for (std::string l; std::getline(in, l);) all.push_back(l);
     std::string out;
-    for (std::size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) out += all[i] + "\n";
+    for (std::size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i)
+        out += all[i] + "\n";
     return out;
 }
 
@@ -133,8 +136,9 @@ std::string history_of(saga::state_store& store, const std::string& id) {
     if (!h) return "  (history unavailable: " + h.error().what() + ")\n";
     std::string out;
     for (const auto& e : h.value())
-        out += fmt::format("  v{} {} {} #{} {}\n", e.version, e.event, e.step, e.attempt,
-                           e.detail.is_null() || e.detail.empty() ? std::string() : e.detail.dump());
+        out +=
+            fmt::format("  v{} {} {} #{} {}\n", e.version, e.event, e.step, e.attempt,
+                        e.detail.is_null() || e.detail.empty() ? std::string() : e.detail.dump());
     return out;
 }
 
@@ -165,17 +169,23 @@ TEST_CASE("sagas survive repeated SIGKILLs of the process running them", "[crash
     const std::uint64_t start_interval = env_number("SAGA_CRASH_START_INTERVAL_MS", 50);
     const bool keep = env_number("SAGA_CRASH_KEEP", 0) != 0;
 
-    const fs::path dir = fs::temp_directory_path() /
-                         fmt::format("saga-crash-{}-{}", ::getpid(), steady::now().time_since_epoch().count());
+    const fs::path dir =
+        fs::temp_directory_path() /
+        fmt::format("saga-crash-{}-{}", ::getpid(), steady::now().time_since_epoch().count());
     fs::create_directories(dir);
     const fs::path store_path = dir / "saga.db";
     const fs::path services_path = dir / "services.db";
     const fs::path log = dir / "driver.log";
-    const std::vector<std::string> args{SAGA_CRASH_DRIVER,        "--store",
-                                        store_path.string(),      "--services",
-                                        services_path.string(),   "--sagas",
-                                        std::to_string(sagas),    "--seed",
-                                        std::to_string(seed),     "--start-interval-ms",
+    const std::vector<std::string> args{SAGA_CRASH_DRIVER,
+                                        "--store",
+                                        store_path.string(),
+                                        "--services",
+                                        services_path.string(),
+                                        "--sagas",
+                                        std::to_string(sagas),
+                                        "--seed",
+                                        std::to_string(seed),
+                                        "--start-interval-ms",
                                         std::to_string(start_interval)};
     INFO("seed " << seed << ", work directory " << dir.string() << " (driver log: driver.log)");
 
@@ -224,11 +234,13 @@ TEST_CASE("sagas survive repeated SIGKILLs of the process running them", "[crash
         const auto t = tail(log, 1);
         return t.empty() ? std::string() : t.substr(0, t.size() - 1);
     }();
-    fmt::print("crash test: seed {}, {} sagas, {} kills in {} runs ({} finished before its kill), kill phase {} ms, "
-               "total {} ms\n  last run: {}\n",
-               seed, sagas, kills, runs, finished_early,
-               std::chrono::duration_cast<std::chrono::milliseconds>(kill_phase).count(),
-               std::chrono::duration_cast<std::chrono::milliseconds>(total).count(), summary);
+    fmt::print(
+        "crash test: seed {}, {} sagas, {} kills in {} runs ({} finished before its kill), kill "
+        "phase {} ms, "
+        "total {} ms\n  last run: {}\n",
+        seed, sagas, kills, runs, finished_early,
+        std::chrono::duration_cast<std::chrono::milliseconds>(kill_phase).count(),
+        std::chrono::duration_cast<std::chrono::milliseconds>(total).count(), summary);
     CHECK(kills >= 20);
 
     // ---- what the saga store says -----------------------------------------------------------
@@ -243,9 +255,11 @@ TEST_CASE("sagas survive repeated SIGKILLs of the process running them", "[crash
     std::set<std::string> expected;
     for (std::size_t i = 0; i < sagas; ++i) expected.insert(crash::saga_id(seed, i));
     for (const auto& id : expected)
-        if (!status.contains(id)) problems.push_back(fmt::format("{}: lost (not in the store)", id));
+        if (!status.contains(id))
+            problems.push_back(fmt::format("{}: lost (not in the store)", id));
     for (const auto& [id, s] : status) {
-        if (!expected.contains(id)) problems.push_back(fmt::format("{}: unexpected saga in the store", id));
+        if (!expected.contains(id))
+            problems.push_back(fmt::format("{}: unexpected saga in the store", id));
         if (s != saga::saga_status::completed && s != saga::saga_status::compensated)
             problems.push_back(fmt::format("{}: ended {}", id, saga::to_string(s)));
     }
@@ -256,8 +270,9 @@ TEST_CASE("sagas survive repeated SIGKILLs of the process running them", "[crash
         if (s == saga::saga_status::completed) {
             ++completed;
             if (planned)
-                problems.push_back(fmt::format("{}: completed although step {} always fails permanently", id,
-                                               *crash::permanent_failure_step(seed, id)));
+                problems.push_back(
+                    fmt::format("{}: completed although step {} always fails permanently", id,
+                                *crash::permanent_failure_step(seed, id)));
         } else if (s == saga::saga_status::compensated) {
             ++compensated;
             if (!planned) ++unplanned_compensations;  // a step ran out of retries: legitimate
@@ -272,16 +287,20 @@ TEST_CASE("sagas survive repeated SIGKILLs of the process running them", "[crash
     {
         SQLite::Database db(services_path.string(), SQLite::OPEN_READONLY);
         for (const auto& s : crash::services) {
-            SQLite::Statement q(db, fmt::format("SELECT key, saga_id, kind, applications, repeats, seq FROM {}_effects",
-                                                s.endpoint));
+            SQLite::Statement q(
+                db,
+                fmt::format("SELECT key, saga_id, kind, applications, repeats, seq FROM {}_effects",
+                            s.endpoint));
             while (q.executeStep())
-                effects.push_back({std::string(s.endpoint), q.getColumn(0).getString(), q.getColumn(1).getString(),
-                                   q.getColumn(2).getString(), q.getColumn(3).getInt64(), q.getColumn(4).getInt64(),
+                effects.push_back({std::string(s.endpoint), q.getColumn(0).getString(),
+                                   q.getColumn(1).getString(), q.getColumn(2).getString(),
+                                   q.getColumn(3).getInt64(), q.getColumn(4).getInt64(),
                                    q.getColumn(5).getInt64()});
-            SQLite::Statement h(db, fmt::format("SELECT resource, saga_id, key FROM {}_held", s.endpoint));
+            SQLite::Statement h(
+                db, fmt::format("SELECT resource, saga_id, key FROM {}_held", s.endpoint));
             while (h.executeStep())
-                held.push_back({std::string(s.endpoint), h.getColumn(0).getString(), h.getColumn(1).getString(),
-                                h.getColumn(2).getString()});
+                held.push_back({std::string(s.endpoint), h.getColumn(0).getString(),
+                                h.getColumn(1).getString(), h.getColumn(2).getString()});
         }
     }
     std::map<std::pair<std::string, std::string>, const effect*> by_key;  // (service, key)
@@ -293,14 +312,16 @@ TEST_CASE("sagas survive repeated SIGKILLs of the process running them", "[crash
 
     // No effect applied twice for one idempotency key.
     long long repeats = 0;
-    std::size_t tombstones = 0, late_forwards_refused = 0, compensations = 0, compensations_of_refused = 0;
+    std::size_t tombstones = 0, late_forwards_refused = 0, compensations = 0,
+                compensations_of_refused = 0;
     for (const auto& e : effects) {
         repeats += e.repeats;
         if (e.applications != 1)
-            problems.push_back(fmt::format("{}: {} {} applied {} times ({})", e.saga_id, e.service, e.key,
-                                           e.applications, e.kind));
+            problems.push_back(fmt::format("{}: {} {} applied {} times ({})", e.saga_id, e.service,
+                                           e.key, e.applications, e.kind));
         if (!status.contains(e.saga_id))
-            problems.push_back(fmt::format("{}: {} has an effect {} of an unknown saga", e.saga_id, e.service, e.key));
+            problems.push_back(fmt::format("{}: {} has an effect {} of an unknown saga", e.saga_id,
+                                           e.service, e.key));
         if (e.kind == "tombstone") {
             ++tombstones;
             if (e.repeats > 0) ++late_forwards_refused;
@@ -310,17 +331,21 @@ TEST_CASE("sagas survive repeated SIGKILLs of the process running them", "[crash
         if (e.kind == "compensation") {
             ++compensations;
             const std::string suffix = "/compensate";
-            const std::string forward =
-                e.key.ends_with(suffix) ? e.key.substr(0, e.key.size() - suffix.size()) : std::string();
+            const std::string forward = e.key.ends_with(suffix)
+                                            ? e.key.substr(0, e.key.size() - suffix.size())
+                                            : std::string();
             const effect* f = forward.empty() ? nullptr : find(e.service, forward);
             if (!f)
-                problems.push_back(fmt::format("{}: compensation {} on {} without its forward effect or a tombstone",
-                                               e.saga_id, e.key, e.service));
+                problems.push_back(fmt::format(
+                    "{}: compensation {} on {} without its forward effect or a tombstone",
+                    e.saga_id, e.key, e.service));
             else if (f->kind == "refused")
-                ++compensations_of_refused;  // an uncertain attempt, then a refusal: compensated anyway
+                ++compensations_of_refused;  // an uncertain attempt, then a refusal: compensated
+                                             // anyway
             if (status.contains(e.saga_id) && status[e.saga_id] != saga::saga_status::compensated)
-                problems.push_back(fmt::format("{}: compensation {} on {} in a saga that ended {}", e.saga_id, e.key,
-                                               e.service, saga::to_string(status[e.saga_id])));
+                problems.push_back(fmt::format("{}: compensation {} on {} in a saga that ended {}",
+                                               e.saga_id, e.key, e.service,
+                                               saga::to_string(status[e.saga_id])));
         }
     }
 
@@ -330,52 +355,60 @@ TEST_CASE("sagas survive repeated SIGKILLs of the process running them", "[crash
         held_by[h.saga_id].insert(h.service);
         auto s = status.find(h.saga_id);
         if (s == status.end() || s->second != saga::saga_status::completed)
-            problems.push_back(fmt::format("{}: orphan: {} still holds {} for a saga that ended {}", h.saga_id,
-                                           h.service, h.resource,
-                                           s == status.end() ? "unknown" : saga::to_string(s->second)));
+            problems.push_back(fmt::format(
+                "{}: orphan: {} still holds {} for a saga that ended {}", h.saga_id, h.service,
+                h.resource, s == status.end() ? "unknown" : saga::to_string(s->second)));
         const effect* f = find(h.service, h.key);
         if (!f || f->kind != "forward")
-            problems.push_back(fmt::format("{}: {} holds {} without an applied forward effect", h.saga_id, h.service,
-                                           h.resource));
+            problems.push_back(fmt::format("{}: {} holds {} without an applied forward effect",
+                                           h.saga_id, h.service, h.resource));
     }
     for (const auto& [id, s] : status) {
         if (s == saga::saga_status::completed) {
             for (const auto& svc : crash::services) {
                 const effect* f = find(svc.endpoint, id + "/" + std::string(svc.step));
                 if (!f || f->kind != "forward")
-                    problems.push_back(fmt::format("{}: completed but {} has no applied {}", id, svc.endpoint,
-                                                   svc.forward));
+                    problems.push_back(fmt::format("{}: completed but {} has no applied {}", id,
+                                                   svc.endpoint, svc.forward));
                 if (!held_by[id].contains(std::string(svc.endpoint)))
-                    problems.push_back(fmt::format("{}: completed but {} holds nothing for it", id, svc.endpoint));
+                    problems.push_back(
+                        fmt::format("{}: completed but {} holds nothing for it", id, svc.endpoint));
             }
         } else if (s == saga::saga_status::compensated) {
             // The pivot was never applied, and the undos ran newest first: the bookings (done
             // after the credit reservation) were cancelled before the credit was released.
             if (const effect* c = find("payments", id + "/charge"); c && c->kind == "forward")
-                problems.push_back(fmt::format("{}: compensated but its pivot (charge) was applied", id));
+                problems.push_back(
+                    fmt::format("{}: compensated but its pivot (charge) was applied", id));
             const effect* release = find("billing", id + "/reserve_credit/compensate");
             for (const char* booking : {"flights/book_flight", "hotels/book_hotel"}) {
                 const std::string b(booking);
                 const auto slash = b.find('/');
-                const effect* cancel = find(b.substr(0, slash), id + "/" + b.substr(slash + 1) + "/compensate");
+                const effect* cancel =
+                    find(b.substr(0, slash), id + "/" + b.substr(slash + 1) + "/compensate");
                 if (cancel && release && cancel->seq > release->seq)
-                    problems.push_back(fmt::format("{}: {} was compensated after billing (not newest first)", id,
-                                                   b.substr(0, slash)));
+                    problems.push_back(
+                        fmt::format("{}: {} was compensated after billing (not newest first)", id,
+                                    b.substr(0, slash)));
             }
         }
     }
 
-    fmt::print("  outcome: {} completed, {} compensated ({} planned permanent failures, {} after retries ran out); "
-               "{} effects, {} compensations ({} of refused commands), {} tombstones ({} late commands refused), "
-               "{} repeats answered from the record, {} held resources, {} timers left\n",
-               completed, compensated, planned_failures, unplanned_compensations, effects.size(), compensations,
-               compensations_of_refused, tombstones, late_forwards_refused, repeats, held.size(),
-               leftover_timers.value().size());
+    fmt::print(
+        "  outcome: {} completed, {} compensated ({} planned permanent failures, {} after retries "
+        "ran out); "
+        "{} effects, {} compensations ({} of refused commands), {} tombstones ({} late commands "
+        "refused), "
+        "{} repeats answered from the record, {} held resources, {} timers left\n",
+        completed, compensated, planned_failures, unplanned_compensations, effects.size(),
+        compensations, compensations_of_refused, tombstones, late_forwards_refused, repeats,
+        held.size(), leftover_timers.value().size());
 
     if (!problems.empty()) {
         std::string report = fmt::format("{} problems:\n", problems.size());
         std::set<std::string> shown;
-        for (std::size_t i = 0; i < problems.size() && i < 30; ++i) report += "  " + problems[i] + "\n";
+        for (std::size_t i = 0; i < problems.size() && i < 30; ++i)
+            report += "  " + problems[i] + "\n";
         for (const auto& p : problems) {
             const auto id = p.substr(0, p.find(':'));
             if (shown.size() >= 3 || !status.contains(id) || !shown.insert(id).second) continue;

@@ -14,13 +14,14 @@ namespace {
 // [doc:data]
 struct campaign {
     std::string id;
-    std::vector<std::string> networks;   // e.g. {"google", "tiktok"}
+    std::vector<std::string> networks;  // e.g. {"google", "tiktok"}
     std::vector<std::string> products;
     int budget = 0;
-    std::string reservation;             // set from Billing's reply
+    std::string reservation;  // set from Billing's reply
     bool approved = false;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(campaign, id, networks, products, budget, reservation, approved)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(campaign, id, networks, products, budget,
+                                                reservation, approved)
 // [/doc:data]
 
 bool targets(const campaign& c, const std::string& network) {
@@ -30,46 +31,55 @@ bool targets(const campaign& c, const std::string& network) {
 saga::result<saga::definition<campaign>> publish_campaign() {
     // [doc:definition]
     saga::definition_builder<campaign> b("publish_campaign", 1);
-    b.local("validate", [](campaign& c) -> saga::result<void> {
-         if (c.networks.empty()) return saga::permanent_error("no network selected");
-         return saga::success();
-     })
-        .remote("reserve_budget", "billing", [](const campaign& c) {
-            return saga::command{"reserve", {{"campaign", c.id}, {"amount", c.budget}}};
-        })
+    b.local("validate",
+            [](campaign& c) -> saga::result<void> {
+                if (c.networks.empty()) return saga::permanent_error("no network selected");
+                return saga::success();
+            })
+        .remote("reserve_budget", "billing",
+                [](const campaign& c) {
+                    return saga::command{"reserve", {{"campaign", c.id}, {"amount", c.budget}}};
+                })
         .on_reply([](campaign& c, const json& reply) { c.reservation = reply.at("id"); })
-        .compensate_remote("billing", [](const campaign& c) {
-            return saga::command{"release", {{"id", c.reservation}}};
-        })
+        .compensate_remote("billing",
+                           [](const campaign& c) {
+                               return saga::command{"release", {{"id", c.reservation}}};
+                           })
         .retry(saga::retry_policy::exponential(5, 200ms, 10s))
         .timeout(5s)
         .for_each(
             "ensure_feed", [](const campaign& c) { return c.products; },
             [](saga::for_each_builder<campaign, std::string>& each) {
-                each.remote("catalog", [](const campaign&, const std::string& sku) {
-                        return saga::command{"ensure", {{"sku", sku}}};
-                    })
+                each.remote("catalog",
+                            [](const campaign&, const std::string& sku) {
+                                return saga::command{"ensure", {{"sku", sku}}};
+                            })
                     .chunk(50)
                     .concurrency(4)
                     .on_failure(saga::for_each_policy::continue_on_failure);
             })
-        .parallel("submit", [](saga::parallel_builder<campaign>& p) {
-            for (std::string network : {"google", "tiktok"}) {
-                p.branch(network)
-                    .remote("submit_" + network, network, [](const campaign& c) {
-                        return saga::command{"submit", {{"campaign", c.id}}};
-                    })
-                    .when([network](const campaign& c) { return targets(c, network); })
-                    .compensate_remote(network, [](const campaign& c) {
-                        return saga::command{"withdraw", {{"campaign", c.id}}};
-                    })
-                    .wait("review_" + network, "AdReviewed." + network)
-                    .deadline(24h)
-                    .when([network](const campaign& c) { return targets(c, network); });
-            }
-        })
+        .parallel("submit",
+                  [](saga::parallel_builder<campaign>& p) {
+                      for (std::string network : {"google", "tiktok"}) {
+                          p.branch(network)
+                              .remote("submit_" + network, network,
+                                      [](const campaign& c) {
+                                          return saga::command{"submit", {{"campaign", c.id}}};
+                                      })
+                              .when([network](const campaign& c) { return targets(c, network); })
+                              .compensate_remote(
+                                  network,
+                                  [](const campaign& c) {
+                                      return saga::command{"withdraw", {{"campaign", c.id}}};
+                                  })
+                              .wait("review_" + network, "AdReviewed." + network)
+                              .deadline(24h)
+                              .when([network](const campaign& c) { return targets(c, network); });
+                      }
+                  })
         .wait("approval", "approved")
-        .on_signal([](campaign& c, const json& payload) { c.approved = payload.value("ok", false); })
+        .on_signal(
+            [](campaign& c, const json& payload) { c.approved = payload.value("ok", false); })
         .deadline(48h, saga::on_deadline::fail)
         .local("activate", [](campaign&) { /* mark ACTIVE */ })
         .pivot()
@@ -97,15 +107,20 @@ TEST_CASE("the definitions guide's campaign saga builds and runs to completion",
         return *services.back();
     };
     service("billing")
-        .on("reserve", [](const saga::envelope& e) { return saga::participant_reply::success({{"id", "r-" + e.saga_id}}); })
+        .on("reserve",
+            [](const saga::envelope& e) {
+                return saga::participant_reply::success({{"id", "r-" + e.saga_id}});
+            })
         .on("release", [](const saga::envelope&) { return saga::participant_reply::success(); });
-    service("catalog").on("ensure", [](const saga::envelope&) { return saga::participant_reply::success(); });
+    service("catalog").on("ensure",
+                          [](const saga::envelope&) { return saga::participant_reply::success(); });
     service("google")
         .on("submit", [](const saga::envelope&) { return saga::participant_reply::success(); })
         .on("withdraw", [](const saga::envelope&) { return saga::participant_reply::success(); });
     for (auto& s : services) REQUIRE(s->start(engine.get_executor()));
 
-    auto id = engine.start("publish_campaign", campaign{"c-1", {"google"}, {"sku-1", "sku-2"}, 500});
+    auto id =
+        engine.start("publish_campaign", campaign{"c-1", {"google"}, {"sku-1", "sku-2"}, 500});
     REQUIRE(id);
     engine.run_until_idle();
     REQUIRE(engine.signal(id.value(), "AdReviewed.google"));
@@ -133,6 +148,7 @@ TEST_CASE("the definitions guide's mistakes are reported by build()", "[docs]") 
     REQUIRE(!bad);
     CHECK(bad.error() == saga::errc::invalid_definition);
     CHECK(bad.error().message ==
-          "definition 'broken': step 'email' comes after the pivot and cannot have a compensation: nothing is "
+          "definition 'broken': step 'email' comes after the pivot and cannot have a compensation: "
+          "nothing is "
           "compensated once the pivot completes");
 }

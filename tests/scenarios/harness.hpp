@@ -59,7 +59,8 @@ public:
     result<void> subscribe(const std::string& topic, const std::string& endpoint) override {
         return inner_->subscribe(topic, endpoint);
     }
-    result<std::unique_ptr<subscription>> consume(const std::string& endpoint, boost::asio::any_io_executor ex,
+    result<std::unique_ptr<subscription>> consume(const std::string& endpoint,
+                                                  boost::asio::any_io_executor ex,
                                                   delivery_handler h, consumer_options o) override {
         return inner_->consume(endpoint, std::move(ex), std::move(h), o);
     }
@@ -74,8 +75,8 @@ private:
 /// ("reservations"), and a count of effects per idempotency key.
 struct service_state {
     std::mutex mutex;
-    std::map<std::string, json> held;           // resource id -> details
-    std::map<std::string, int> effects;         // idempotency key -> times applied
+    std::map<std::string, json> held;    // resource id -> details
+    std::map<std::string, int> effects;  // idempotency key -> times applied
     void apply(const std::string& key) {
         std::lock_guard lock(mutex);
         ++effects[key];
@@ -147,7 +148,8 @@ struct world {
             // Undo by the forward command's idempotency key: the reply that carried the resource
             // id may never have reached the saga.
             const auto it = e.headers.find("compensates");
-            const auto id = it != e.headers.end() ? endpoint + ":" + it->second : e.payload.value("id", std::string());
+            const auto id = it != e.headers.end() ? endpoint + ":" + it->second
+                                                  : e.payload.value("id", std::string());
             {
                 std::lock_guard lock(state->mutex);
                 state->held.erase(id);
@@ -167,7 +169,8 @@ struct world {
         auto h = store->history(id);
         REQUIRE(h);
         std::vector<std::string> out;
-        for (const auto& e : h.value()) out.push_back(e.event + (e.step.empty() ? "" : ":" + e.step));
+        for (const auto& e : h.value())
+            out.push_back(e.event + (e.step.empty() ? "" : ":" + e.step));
         return out;
     }
 

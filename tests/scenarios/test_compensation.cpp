@@ -8,19 +8,22 @@ namespace {
 std::vector<std::string> forward_part(const std::vector<std::string>& j) {
     std::vector<std::string> out;
     for (const auto& e : j)
-        if (e.ends_with(".validate") || e.ends_with(".reserve") || e.ends_with(".book") || e.ends_with(".charge"))
+        if (e.ends_with(".validate") || e.ends_with(".reserve") || e.ends_with(".book") ||
+            e.ends_with(".charge"))
             out.push_back(e);
     return out;
 }
 std::vector<std::string> undo_part(const std::vector<std::string>& j) {
     std::vector<std::string> out;
     for (const auto& e : j)
-        if (e.ends_with(".unvalidate") || e.ends_with(".release") || e.ends_with(".cancel")) out.push_back(e);
+        if (e.ends_with(".unvalidate") || e.ends_with(".release") || e.ends_with(".cancel"))
+            out.push_back(e);
     return out;
 }
 }  // namespace
 
-TEST_CASE("a saga whose steps all succeed completes and leaves every effect in place", "[engine][happy]") {
+TEST_CASE("a saga whose steps all succeed completes and leaves every effect in place",
+          "[engine][happy]") {
     world w;
     REQUIRE(w.eng->add(trip_definition(w.log)));
     trip_services(w);
@@ -38,7 +41,8 @@ TEST_CASE("a saga whose steps all succeed completes and leaves every effect in p
     CHECK(t.value().flight == "flights:" + id.value() + "/book_flight");
     CHECK(t.value().hotel == "hotels:" + id.value() + "/book_hotel");
     CHECK(t.value().notes == std::vector<std::string>{"notified"});
-    for (const auto& name : {"validate", "reserve_credit", "book", "book_flight", "book_hotel", "charge", "notify"}) {
+    for (const auto& name :
+         {"validate", "reserve_credit", "book", "book_flight", "book_hotel", "charge", "notify"}) {
         INFO(name);
         REQUIRE(v.step(name));
         CHECK(v.step(name)->status == step_status::completed);
@@ -65,9 +69,26 @@ TEST_CASE("a failure at each step in turn compensates exactly the completed step
     const std::vector<failing_at> cases{
         {"validate", 0, false, false, false, false, {}},
         {"reserve_credit", 100, true, false, false, false, {"local.validate"}},
-        {"book_flight", 100, false, true, false, false, {"local.validate", "billing.reserve", "hotels.book"}},
-        {"book_hotel", 100, false, false, true, false, {"local.validate", "billing.reserve", "flights.book"}},
-        {"charge", 100, false, false, false, true,
+        {"book_flight",
+         100,
+         false,
+         true,
+         false,
+         false,
+         {"local.validate", "billing.reserve", "hotels.book"}},
+        {"book_hotel",
+         100,
+         false,
+         false,
+         true,
+         false,
+         {"local.validate", "billing.reserve", "flights.book"}},
+        {"charge",
+         100,
+         false,
+         false,
+         false,
+         true,
          {"local.validate", "billing.reserve", "flights.book", "hotels.book"}},
     };
     for (const auto& c : cases) {
@@ -104,8 +125,9 @@ TEST_CASE("a failure at each step in turn compensates exactly the completed step
     }
 }
 
-TEST_CASE("a failing parallel branch compensates the completed branch and the steps before the group",
-          "[engine][parallel][compensation]") {
+TEST_CASE(
+    "a failing parallel branch compensates the completed branch and the steps before the group",
+    "[engine][parallel][compensation]") {
     world w;
     REQUIRE(w.eng->add(trip_definition(w.log)));
     trip_services(w, {}, {}, fail_permanently("no rooms"));
@@ -120,11 +142,13 @@ TEST_CASE("a failing parallel branch compensates the completed branch and the st
     CHECK(v.step("reserve_credit")->status == step_status::compensated);
     CHECK(v.step("validate")->status == step_status::compensated);
     CHECK(v.step("charge")->status == step_status::pending);
-    CHECK(undo_part(w.log.all()) == std::vector<std::string>{"flights.cancel", "billing.release", "local.unvalidate"});
+    CHECK(undo_part(w.log.all()) ==
+          std::vector<std::string>{"flights.cancel", "billing.release", "local.unvalidate"});
     CHECK(w.services["flights"]->held_count() == 0);
 }
 
-TEST_CASE("transient failures are retried with backoff until the step succeeds", "[engine][retry]") {
+TEST_CASE("transient failures are retried with backoff until the step succeeds",
+          "[engine][retry]") {
     world w;
     REQUIRE(w.eng->add(trip_definition(w.log)));
     trip_services(w, fail_transiently(2));
@@ -175,7 +199,8 @@ TEST_CASE("a permanent error fails the step at once without retrying", "[engine]
     CHECK(count_of(w.events_of(id.value()), "retry_scheduled:reserve_credit") == 0);
 }
 
-TEST_CASE("a compensation that fails transiently is retried until it succeeds", "[engine][compensation][retry]") {
+TEST_CASE("a compensation that fails transiently is retried until it succeeds",
+          "[engine][compensation][retry]") {
     world w;
     REQUIRE(w.eng->add(trip_definition(w.log)));
     w.resource_service("billing", "reserve", "release", {}, fail_transiently(3));
@@ -193,8 +218,10 @@ TEST_CASE("a compensation that fails transiently is retried until it succeeds", 
     CHECK(count_of(w.events_of(id.value()), "compensation_retry_scheduled:reserve_credit") == 3);
 }
 
-TEST_CASE("a compensation that can never succeed leaves the saga compensation_failed and undoes nothing twice",
-          "[engine][compensation]") {
+TEST_CASE(
+    "a compensation that can never succeed leaves the saga compensation_failed and undoes nothing "
+    "twice",
+    "[engine][compensation]") {
     world w;
     REQUIRE(w.eng->add(trip_definition(w.log)));
     w.resource_service("billing", "reserve", "release", {}, fail_permanently("ledger closed"));
@@ -224,7 +251,8 @@ TEST_CASE("a compensation that can never succeed leaves the saga compensation_fa
     CHECK(waited.value().status == saga_status::compensation_failed);
 }
 
-TEST_CASE("after the pivot a failing step is retried forward and never compensated", "[engine][pivot]") {
+TEST_CASE("after the pivot a failing step is retried forward and never compensated",
+          "[engine][pivot]") {
     world w;
     auto failures = std::make_shared<int>(0);
     definition_builder<trip> b("after_pivot", 1);
@@ -232,10 +260,11 @@ TEST_CASE("after the pivot a failing step is retried forward and never compensat
         .compensate([&](trip&) { w.log.add("local.unvalidate"); })
         .local("commit", [](trip&) {})
         .pivot()
-        .local("flaky", [failures](trip&) -> result<void> {
-            if (++*failures < 6) return transient_error("downstream busy");
-            return success();
-        })
+        .local("flaky",
+               [failures](trip&) -> result<void> {
+                   if (++*failures < 6) return transient_error("downstream busy");
+                   return success();
+               })
         .local("always_fails", [](trip&) -> result<void> { return permanent_error("bad config"); });
     auto d = std::move(b).build();
     REQUIRE(d);
@@ -273,13 +302,22 @@ TEST_CASE("cancelling a saga past its pivot is refused", "[engine][pivot][cancel
     CHECK(c.error() == errc::past_pivot);
 }
 
-TEST_CASE("a success reply that the saga's on_reply rejects is undone, since the participant did apply it",
-          "[engine][compensation]") {
+TEST_CASE(
+    "a success reply that the saga's on_reply rejects is undone, since the participant did apply "
+    "it",
+    "[engine][compensation]") {
     world w;
     definition_builder<trip> b("picky", 1);
-    b.remote("reserve_credit", "billing", [](const trip& t) { return command{"reserve", {{"amount", t.amount}}}; })
-        .on_reply([](trip&, const json&) -> result<void> { return permanent_error("unexpected reservation format"); })
-        .compensate_remote("billing", [](const trip&) { return command{"release", {}}; });
+    b.remote("reserve_credit", "billing",
+             [](const trip& t) {
+                 return command{"reserve", {{"amount", t.amount}}};
+             })
+        .on_reply([](trip&, const json&) -> result<void> {
+            return permanent_error("unexpected reservation format");
+        })
+        .compensate_remote("billing", [](const trip&) {
+            return command{"release", {}};
+        });
     auto d = std::move(b).build();
     REQUIRE(d);
     REQUIRE(w.eng->add(d.value()));
@@ -290,6 +328,7 @@ TEST_CASE("a success reply that the saga's on_reply rejects is undone, since the
     auto v = w.view(id.value());
     CHECK(v.status == saga_status::compensated);
     CHECK(v.step("reserve_credit")->status == step_status::compensated);
-    CHECK(v.step("reserve_credit")->error.find("unexpected reservation format") != std::string::npos);
+    CHECK(v.step("reserve_credit")->error.find("unexpected reservation format") !=
+          std::string::npos);
     CHECK(w.services["billing"]->held_count() == 0);
 }

@@ -12,7 +12,8 @@
 using namespace saga;
 using namespace saga::test;
 
-TEST_CASE("every transition is durable before the message it causes is released", "[engine][outbox]") {
+TEST_CASE("every transition is durable before the message it causes is released",
+          "[engine][outbox]") {
     world w;
     REQUIRE(w.eng->add(trip_definition(w.log)));
     std::vector<std::string> problems;
@@ -24,7 +25,8 @@ TEST_CASE("every transition is durable before the message it causes is released"
             problems.push_back("no record for " + e.saga_id);
         } else {
             const auto& unit = rec.value().state["units"][e.step];
-            if (unit.value("a", 0u) < e.attempt) problems.push_back("attempt not recorded for " + e.step);
+            if (unit.value("a", 0u) < e.attempt)
+                problems.push_back("attempt not recorded for " + e.step);
         }
         return participant_reply::success();
     };
@@ -68,7 +70,8 @@ TEST_CASE("duplicated, late and reordered replies change nothing", "[engine][inb
     late.status = reply_status::permanent_failure;
     late.error = "too late";
     bool sent = false;
-    w.transport->async_send("saga.engine", late, [&](result<void> r) { sent = static_cast<bool>(r); });
+    w.transport->async_send("saga.engine", late,
+                            [&](result<void> r) { sent = static_cast<bool>(r); });
     w.settle();
     CHECK(sent);
     CHECK(w.store->load(id.value()).value().version == before);
@@ -84,10 +87,12 @@ struct catalog {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(catalog, products, published, failed)
 }  // namespace
 
-TEST_CASE("a for-each step runs items in chunks with a concurrency limit and reports per-item results",
-          "[engine][for_each]") {
+TEST_CASE(
+    "a for-each step runs items in chunks with a concurrency limit and reports per-item results",
+    "[engine][for_each]") {
     for (auto policy : {for_each_policy::continue_on_failure, for_each_policy::fail_fast}) {
-        DYNAMIC_SECTION("policy " << (policy == for_each_policy::fail_fast ? "fail_fast" : "continue")) {
+        DYNAMIC_SECTION(
+            "policy " << (policy == for_each_policy::fail_fast ? "fail_fast" : "continue")) {
             world w;
             std::atomic<int> in_flight{0};
             std::atomic<int> max_in_flight{0};
@@ -95,7 +100,8 @@ TEST_CASE("a for-each step runs items in chunks with a concurrency limit and rep
             auto state = std::make_shared<service_state>();
             p->on("ensure", [&, state](const envelope& e) {
                 const auto sku = e.payload.value("sku", std::string());
-                if (sku == "bad-1" || sku == "bad-2") return participant_reply::permanent("not compliant: " + sku);
+                if (sku == "bad-1" || sku == "bad-2")
+                    return participant_reply::permanent("not compliant: " + sku);
                 state->apply(e.idempotency_key);
                 std::lock_guard lock(state->mutex);
                 state->held[sku] = e.payload;
@@ -112,13 +118,16 @@ TEST_CASE("a for-each step runs items in chunks with a concurrency limit and rep
             struct counter final : observer {
                 std::atomic<int>& in_flight;
                 std::atomic<int>& max_in_flight;
-                counter(std::atomic<int>& a, std::atomic<int>& b) : in_flight(a), max_in_flight(b) {}
-                void on_transition(const instance_record&, std::span<const history_entry> es) override {
+                counter(std::atomic<int>& a, std::atomic<int>& b)
+                    : in_flight(a), max_in_flight(b) {}
+                void on_transition(const instance_record&,
+                                   std::span<const history_entry> es) override {
                     for (const auto& e : es) {
                         if (e.event == "step_started" && e.step.starts_with("feed[")) ++in_flight;
                         if (e.event == "reply_received" && e.step.starts_with("feed[")) --in_flight;
                         int m = max_in_flight;
-                        while (in_flight > m && !max_in_flight.compare_exchange_weak(m, in_flight)) {
+                        while (in_flight > m &&
+                               !max_in_flight.compare_exchange_weak(m, in_flight)) {
                         }
                     }
                 }
@@ -129,18 +138,25 @@ TEST_CASE("a for-each step runs items in chunks with a concurrency limit and rep
             b.for_each(
                  "feed", [](const catalog& c) { return c.products; },
                  [policy](for_each_builder<catalog, std::string>& e) {
-                     e.remote("catalog", [](const catalog&, const std::string& sku) { return command{"ensure", {{"sku", sku}}}; })
-                         .on_reply([](catalog& c, const std::string& sku, const json&) { c.published.push_back(sku); })
-                         .compensate_remote("catalog", [](const catalog&, const std::string& sku) {
-                             return command{"remove", {{"sku", sku}}};
+                     e.remote("catalog",
+                              [](const catalog&, const std::string& sku) {
+                                  return command{"ensure", {{"sku", sku}}};
+                              })
+                         .on_reply([](catalog& c, const std::string& sku, const json&) {
+                             c.published.push_back(sku);
                          })
+                         .compensate_remote("catalog",
+                                            [](const catalog&, const std::string& sku) {
+                                                return command{"remove", {{"sku", sku}}};
+                                            })
                          .chunk(4)
                          .concurrency(2)
                          .on_failure(policy)
                          .on_results([](catalog& c, std::span<const item_result> r) {
-                             c.failed = static_cast<std::size_t>(std::count_if(r.begin(), r.end(), [](const item_result& i) {
-                                 return i.status == step_status::failed;
-                             }));
+                             c.failed = static_cast<std::size_t>(
+                                 std::count_if(r.begin(), r.end(), [](const item_result& i) {
+                                     return i.status == step_status::failed;
+                                 }));
                          });
                  })
                 .local("done", [](catalog&) {});
@@ -181,7 +197,8 @@ TEST_CASE("a for-each step runs items in chunks with a concurrency limit and rep
     }
 }
 
-TEST_CASE("an endpoint's rate limit spaces out commands and its open circuit fails fast", "[engine][endpoint]") {
+TEST_CASE("an endpoint's rate limit spaces out commands and its open circuit fails fast",
+          "[engine][endpoint]") {
     SECTION("rate limit") {
         world w;
         w.eng->set_endpoint_policy("billing", {.rate = {.per_second = 2, .burst = 1}});
@@ -197,8 +214,10 @@ TEST_CASE("an endpoint's rate limit spaces out commands and its open circuit fai
     }
     SECTION("circuit breaker") {
         world w;
-        w.eng->set_endpoint_policy("billing", {.breaker = {.failure_threshold = 2, .cool_down = std::chrono::minutes{5}}});
-        REQUIRE(w.eng->add(trip_definition(w.log, {.retry = retry_policy::exponential(4, std::chrono::seconds{1})})));
+        w.eng->set_endpoint_policy(
+            "billing", {.breaker = {.failure_threshold = 2, .cool_down = std::chrono::minutes{5}}});
+        REQUIRE(w.eng->add(trip_definition(
+            w.log, {.retry = retry_policy::exponential(4, std::chrono::seconds{1})})));
         trip_services(w, fail_transiently(1000));
         auto id = w.eng->start("trip", trip{});
         REQUIRE(id);
@@ -250,7 +269,8 @@ TEST_CASE("awaitable local steps run on the engine's strand", "[engine][async]")
     CHECK(v.data_as<counter_data>().value().value == 0);
 }
 
-TEST_CASE("an awaitable local step that overruns its timeout is cancelled and retried", "[engine][async][threads]") {
+TEST_CASE("an awaitable local step that overruns its timeout is cancelled and retried",
+          "[engine][async][threads]") {
     auto store = std::make_shared<inmemory::memory_store>();
     auto clock = std::make_shared<system_clock>();
     auto transport = std::make_shared<inmemory::memory_transport>(clock);
@@ -260,7 +280,8 @@ TEST_CASE("an awaitable local step that overruns its timeout is cancelled and re
             [](counter_data& d, step_context& ctx) -> boost::asio::awaitable<void> {
                 if (ctx.attempt() == 1) {
                     // Hangs on the first attempt: only the timeout's cancellation ends it.
-                    boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, std::chrono::hours{1});
+                    boost::asio::steady_timer t(co_await boost::asio::this_coro::executor,
+                                                std::chrono::hours{1});
                     co_await t.async_wait(boost::asio::use_awaitable);
                 }
                 d.value += 10;
@@ -282,7 +303,8 @@ TEST_CASE("an awaitable local step that overruns its timeout is cancelled and re
     CHECK(v.value().step("slow")->attempts == 2);
 }
 
-TEST_CASE("user steps that throw fail with step_threw and the saga compensates", "[engine][errors]") {
+TEST_CASE("user steps that throw fail with step_threw and the saga compensates",
+          "[engine][errors]") {
     world w;
     definition_builder<counter_data> b("throws", 1);
     b.local("one", [](counter_data& d) { d.value = 1; })
@@ -300,14 +322,16 @@ TEST_CASE("user steps that throw fail with step_threw and the saga compensates",
     CHECK(v.data_as<counter_data>().value().value == -1);
 }
 
-TEST_CASE("observers see every committed transition and query reports progress", "[engine][observer][query]") {
+TEST_CASE("observers see every committed transition and query reports progress",
+          "[engine][observer][query]") {
     world w;
     struct recorder final : observer {
         std::mutex m;
         std::vector<std::string> events;
         void on_transition(const instance_record&, std::span<const history_entry> es) override {
             std::lock_guard lock(m);
-            for (const auto& e : es) events.push_back(e.event + (e.step.empty() ? "" : ":" + e.step));
+            for (const auto& e : es)
+                events.push_back(e.event + (e.step.empty() ? "" : ":" + e.step));
         }
     };
     auto rec = std::make_shared<recorder>();
@@ -340,18 +364,24 @@ TEST_CASE("async_wait completes with the settled instance", "[engine][wait]") {
     CHECK(*seen == saga_status::completed);
 }
 
-TEST_CASE("the engine runs sagas on real worker threads with the system clock", "[engine][threads]") {
+TEST_CASE("the engine runs sagas on real worker threads with the system clock",
+          "[engine][threads]") {
     auto store = std::make_shared<inmemory::memory_store>();
     auto clock = std::make_shared<system_clock>();
     auto transport = std::make_shared<inmemory::memory_transport>(clock);
     engine eng(store, transport, {.workers = 4, .clock = clock});
     journal log;
-    REQUIRE(eng.add(trip_definition(log, {.retry = retry_policy::exponential(5, std::chrono::milliseconds{5})})));
+    REQUIRE(eng.add(trip_definition(
+        log, {.retry = retry_policy::exponential(5, std::chrono::milliseconds{5})})));
     std::vector<std::unique_ptr<participant>> ps;
-    for (auto [ep, a, r] : {std::tuple{"billing", "reserve", "release"}, {"flights", "book", "cancel"},
-                            {"hotels", "book", "cancel"}, {"payments", "charge", "refund"}}) {
+    for (auto [ep, a, r] : {std::tuple{"billing", "reserve", "release"},
+                            {"flights", "book", "cancel"},
+                            {"hotels", "book", "cancel"},
+                            {"payments", "charge", "refund"}}) {
         auto p = std::make_unique<participant>(transport, ep);
-        p->on(a, [](const envelope& e) { return participant_reply::success(json{{"id", e.idempotency_key}}); });
+        p->on(a, [](const envelope& e) {
+            return participant_reply::success(json{{"id", e.idempotency_key}});
+        });
         p->on(r, [](const envelope&) { return participant_reply::success(); });
         REQUIRE(p->start(eng.get_executor()));
         ps.push_back(std::move(p));
@@ -377,11 +407,17 @@ TEST_CASE("the engine runs sagas on real worker threads with the system clock", 
     CHECK(completed == ids.size());
 }
 
-TEST_CASE("1,000 concurrent sagas over a faulty transport all end completed or compensated, and the services "
-          "agree",
-          "[engine][soak]") {
-    world w(inmemory::fault_plan{.seed = 2026, .drop_ack = 0.05, .duplicate = 0.05, .delay = 0.1,
-                                 .max_delay = std::chrono::seconds{2}, .reorder = 0.1});
+TEST_CASE(
+    "1,000 concurrent sagas over a faulty transport all end completed or compensated, and the "
+    "services "
+    "agree",
+    "[engine][soak]") {
+    world w(inmemory::fault_plan{.seed = 2026,
+                                 .drop_ack = 0.05,
+                                 .duplicate = 0.05,
+                                 .delay = 0.1,
+                                 .max_delay = std::chrono::seconds{2},
+                                 .reorder = 0.1});
     REQUIRE(w.eng->add(trip_definition(w.log)));
     // Deterministic trouble: some bookings fail for good, some transiently.
     auto flaky = [](int every_permanent, int every_transient) {
@@ -415,10 +451,13 @@ TEST_CASE("1,000 concurrent sagas over a faulty transport all end completed or c
             CHECK(w.services["hotels"]->holds("hotels:" + id + "/book_hotel"));
         } else {
             ++compensated;
-            if (w.services["flights"]->holds("flights:" + id + "/book_flight") || w.services["hotels"]->holds("hotels:" + id + "/book_hotel")) {
+            if (w.services["flights"]->holds("flights:" + id + "/book_flight") ||
+                w.services["hotels"]->holds("hotels:" + id + "/book_hotel")) {
                 std::string all;
                 auto hist = w.store->history(id);
-                for (const auto& e : hist.value()) all += e.event + ":" + e.step + "#" + std::to_string(e.attempt) + " " + e.detail.dump() + "\n";
+                for (const auto& e : hist.value())
+                    all += e.event + ":" + e.step + "#" + std::to_string(e.attempt) + " " +
+                           e.detail.dump() + "\n";
                 std::fprintf(stderr, "---- %s\n%s", id.c_str(), all.c_str());
             }
             CHECK(!w.services["billing"]->holds("billing:" + id + "/reserve_credit"));

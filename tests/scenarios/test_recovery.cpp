@@ -21,9 +21,9 @@ schedule_options hourly() {
             .definition = "refresh",
             .interval = std::chrono::hours{1},
             .data = [](time_point tick) -> result<nlohmann::json> {
-                return nlohmann::json(tick_data{std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                    tick.time_since_epoch())
-                                                    .count()});
+                return nlohmann::json(tick_data{
+                    std::chrono::duration_cast<std::chrono::milliseconds>(tick.time_since_epoch())
+                        .count()});
             }};
 }
 
@@ -55,7 +55,8 @@ TEST_CASE("a schedule starts its saga once per tick", "[engine][schedule]") {
     CHECK(bad.error() == errc::invalid_argument);
 }
 
-TEST_CASE("two engines and a restart on one store still start each tick once", "[engine][schedule][recovery]") {
+TEST_CASE("two engines and a restart on one store still start each tick once",
+          "[engine][schedule][recovery]") {
     auto clock = std::make_shared<virtual_clock>();
     auto store = std::make_shared<inmemory::memory_store>();
     auto transport = std::make_shared<inmemory::memory_transport>(clock);
@@ -86,9 +87,11 @@ TEST_CASE("two engines and a restart on one store still start each tick once", "
     CHECK(ids_of(*store).size() == 5);
 }
 
-TEST_CASE("an instance pinned to an unregistered version is left untouched, reported, and resumes once the version "
-          "is registered",
-          "[engine][versioning][recovery]") {
+TEST_CASE(
+    "an instance pinned to an unregistered version is left untouched, reported, and resumes once "
+    "the version "
+    "is registered",
+    "[engine][versioning][recovery]") {
     auto clock = std::make_shared<virtual_clock>();
     auto store = std::make_shared<inmemory::memory_store>();
     auto transport = std::make_shared<inmemory::memory_transport>(clock);

@@ -4,16 +4,18 @@
 using namespace saga;
 using namespace saga::test;
 
-TEST_CASE("a remote step whose reply is lost times out and is re-sent with the same idempotency key; "
-          "the participant answers with its recorded reply",
-          "[engine][timeout]") {
+TEST_CASE(
+    "a remote step whose reply is lost times out and is re-sent with the same idempotency key; "
+    "the participant answers with its recorded reply",
+    "[engine][timeout]") {
     world w;
     REQUIRE(w.eng->add(trip_definition(w.log)));
     // The first reply billing sends is lost on the way back.
     auto first = std::make_shared<std::atomic<bool>>(true);
-    auto lossy = std::make_shared<dropping_transport>(w.transport, [first](const std::string&, const envelope& e) {
-        return e.kind == message_kind::reply && e.type == "reserve" && first->exchange(false);
-    });
+    auto lossy = std::make_shared<dropping_transport>(
+        w.transport, [first](const std::string&, const envelope& e) {
+            return e.kind == message_kind::reply && e.type == "reserve" && first->exchange(false);
+        });
     w.resource_service("billing", "reserve", "release", {}, {}, lossy);
     w.resource_service("flights", "book", "cancel");
     w.resource_service("hotels", "book", "cancel");
@@ -32,14 +34,18 @@ TEST_CASE("a remote step whose reply is lost times out and is re-sent with the s
     CHECK(w.participants[0]->stats().handled == 1);
 }
 
-TEST_CASE("a remote step that never answers fails after its attempts and is compensated because its outcome "
-          "is unknown",
-          "[engine][timeout][compensation]") {
+TEST_CASE(
+    "a remote step that never answers fails after its attempts and is compensated because its "
+    "outcome "
+    "is unknown",
+    "[engine][timeout][compensation]") {
     world w;
     REQUIRE(w.eng->add(trip_definition(w.log)));
     // Every reply from hotels is lost: the bookings happen but the engine never hears of them.
     auto lossy = std::make_shared<dropping_transport>(
-        w.transport, [](const std::string&, const envelope& e) { return e.kind == message_kind::reply && e.type == "book"; });
+        w.transport, [](const std::string&, const envelope& e) {
+            return e.kind == message_kind::reply && e.type == "book";
+        });
     w.resource_service("billing", "reserve", "release");
     w.resource_service("flights", "book", "cancel");
     w.resource_service("hotels", "book", "cancel", {}, {}, lossy);
@@ -75,7 +81,8 @@ definition<approval> approval_definition(journal& log, on_deadline what = on_dea
             a.approved = true;
             a.approver = p.value("by", std::string());
         });
-    if (what == on_deadline::proceed) b.on_timeout([](approval& a) { a.approver = "nobody (timed out)"; });
+    if (what == on_deadline::proceed)
+        b.on_timeout([](approval& a) { a.approver = "nobody (timed out)"; });
     b.local("finish", [&log](approval&) { log.add("local.finish"); });
     auto d = std::move(b).build();
     REQUIRE(d);
@@ -83,7 +90,8 @@ definition<approval> approval_definition(journal& log, on_deadline what = on_dea
 }
 }  // namespace
 
-TEST_CASE("a wait step completes when its signal arrives after the wait started", "[engine][signal]") {
+TEST_CASE("a wait step completes when its signal arrives after the wait started",
+          "[engine][signal]") {
     world w;
     REQUIRE(w.eng->add(approval_definition(w.log)));
     auto id = w.eng->start("approval", approval{"ada"});
@@ -106,9 +114,9 @@ TEST_CASE("a signal that arrives before its wait starts is kept and consumed whe
           "[engine][signal]") {
     world w;
     definition_builder<approval> b("early", 1);
-    b.wait("await_go", "go").wait("await_approval", "approved").on_signal([](approval& a, const json& p) {
-        a.approver = p.value("by", std::string());
-    });
+    b.wait("await_go", "go")
+        .wait("await_approval", "approved")
+        .on_signal([](approval& a, const json& p) { a.approver = p.value("by", std::string()); });
     auto d = std::move(b).build();
     REQUIRE(d);
     REQUIRE(w.eng->add(d.value()));
@@ -126,7 +134,8 @@ TEST_CASE("a signal that arrives before its wait starts is kept and consumed whe
     CHECK(v.data_as<approval>().value().approver == "early bird");
 }
 
-TEST_CASE("a wait whose deadline passes fails and compensates, or proceeds when told to", "[engine][deadline]") {
+TEST_CASE("a wait whose deadline passes fails and compensates, or proceeds when told to",
+          "[engine][deadline]") {
     SECTION("fail") {
         world w;
         REQUIRE(w.eng->add(approval_definition(w.log)));
@@ -170,14 +179,17 @@ TEST_CASE("signals to unknown or finished sagas are clear errors", "[engine][sig
     CHECK(again.error() == errc::saga_finished);
 }
 
-TEST_CASE("cancelling a saga mid-flight lets the running step settle, then compensates what completed",
-          "[engine][cancel]") {
+TEST_CASE(
+    "cancelling a saga mid-flight lets the running step settle, then compensates what completed",
+    "[engine][cancel]") {
     world w;
     REQUIRE(w.eng->add(trip_definition(w.log)));
     // Billing's replies are held back, so reserve_credit is still running when the cancel comes;
     // billing did reserve, though.
     auto lossy = std::make_shared<dropping_transport>(
-        w.transport, [](const std::string&, const envelope& e) { return e.kind == message_kind::reply && e.type == "reserve"; });
+        w.transport, [](const std::string&, const envelope& e) {
+            return e.kind == message_kind::reply && e.type == "reserve";
+        });
     w.resource_service("billing", "reserve", "release", {}, {}, lossy);
     w.resource_service("flights", "book", "cancel");
     w.resource_service("hotels", "book", "cancel");
@@ -197,8 +209,8 @@ TEST_CASE("cancelling a saga mid-flight lets the running step settle, then compe
     CHECK(v.step("book_flight")->status == step_status::pending);
     CHECK(w.services["billing"]->held_count() == 0);
     CHECK(w.services["flights"]->held_count() == 0);
-    CHECK(w.log.all() == std::vector<std::string>{"local.validate", "billing.reserve", "billing.release",
-                                                  "local.unvalidate"});
+    CHECK(w.log.all() == std::vector<std::string>{"local.validate", "billing.reserve",
+                                                  "billing.release", "local.unvalidate"});
     const auto events = w.events_of(id.value());
     CHECK(count_of(events, "cancel_requested") == 1);
     CHECK(events.back() == "saga_cancelled");
@@ -221,10 +233,12 @@ TEST_CASE("cancelling a waiting saga compensates at once", "[engine][cancel]") {
     CHECK(w.log.all() == std::vector<std::string>{"local.validate", "local.unvalidate"});
 }
 
-TEST_CASE("starting with an existing id is idempotent and returns the existing instance", "[engine][start]") {
+TEST_CASE("starting with an existing id is idempotent and returns the existing instance",
+          "[engine][start]") {
     world w;
     REQUIRE(w.eng->add(approval_definition(w.log)));
-    auto a = w.eng->start("approval", approval{"ada"}, {.id = "order-42", .correlation_key = "c-1"});
+    auto a =
+        w.eng->start("approval", approval{"ada"}, {.id = "order-42", .correlation_key = "c-1"});
     REQUIRE(a);
     CHECK(a.value() == "order-42");
     auto b = w.eng->start("approval", approval{"someone else"}, {.id = "order-42"});
@@ -261,23 +275,28 @@ TEST_CASE("bad starts are clear errors and store nothing", "[engine][start]") {
     CHECK(all.value().empty());
 }
 
-TEST_CASE("an exclusive start holds the correlation key until the instance is terminal", "[engine][start][lock]") {
+TEST_CASE("an exclusive start holds the correlation key until the instance is terminal",
+          "[engine][start][lock]") {
     world w;
     REQUIRE(w.eng->add(approval_definition(w.log)));
-    auto first = w.eng->start("approval", approval{}, {.correlation_key = "campaign-7", .exclusive = true});
+    auto first =
+        w.eng->start("approval", approval{}, {.correlation_key = "campaign-7", .exclusive = true});
     REQUIRE(first);
-    auto second = w.eng->start("approval", approval{}, {.correlation_key = "campaign-7", .exclusive = true});
+    auto second =
+        w.eng->start("approval", approval{}, {.correlation_key = "campaign-7", .exclusive = true});
     REQUIRE(!second);
     CHECK(second.error() == errc::lock_held);
     w.eng->run_until_idle();
     REQUIRE(w.eng->signal(first.value(), "approved"));
     w.eng->run_until_idle();
     CHECK(w.view(first.value()).status == saga_status::completed);
-    auto third = w.eng->start("approval", approval{}, {.correlation_key = "campaign-7", .exclusive = true});
+    auto third =
+        w.eng->start("approval", approval{}, {.correlation_key = "campaign-7", .exclusive = true});
     CHECK(third);
 }
 
-TEST_CASE("events on the transport reach waiting sagas by saga id or by correlation key", "[engine][signal][event]") {
+TEST_CASE("events on the transport reach waiting sagas by saga id or by correlation key",
+          "[engine][signal][event]") {
     world w;
     REQUIRE(w.eng->add(approval_definition(w.log)));
     REQUIRE(w.transport->subscribe("reviews", "saga.engine"));
@@ -291,7 +310,8 @@ TEST_CASE("events on the transport reach waiting sagas by saga id or by correlat
         e.kind = message_kind::event;
         e.type = "approved";
         bool ok = false;
-        w.transport->async_publish("reviews", std::move(e), [&](result<void> r) { ok = static_cast<bool>(r); });
+        w.transport->async_publish("reviews", std::move(e),
+                                   [&](result<void> r) { ok = static_cast<bool>(r); });
         REQUIRE(ok);
     };
     envelope to_one;
@@ -316,7 +336,8 @@ TEST_CASE("events on the transport reach waiting sagas by saga id or by correlat
     }
 }
 
-TEST_CASE("a new engine on the same store resumes what the previous one left unfinished", "[engine][recovery]") {
+TEST_CASE("a new engine on the same store resumes what the previous one left unfinished",
+          "[engine][recovery]") {
     auto clock = std::make_shared<virtual_clock>();
     auto store = std::make_shared<inmemory::memory_store>();
     auto transport = std::make_shared<inmemory::memory_transport>(clock);
@@ -343,8 +364,9 @@ TEST_CASE("a new engine on the same store resumes what the previous one left unf
     engine second(store, transport, {.clock = clock});
     REQUIRE(second.add(approval_definition(log)));
     definition_builder<approval> b("flaky", 1);
-    b.local("try", [](approval&) -> result<void> { return success(); })
-        .retry(retry_policy::exponential(5, std::chrono::minutes{1}, std::chrono::minutes{10}));
+    b.local("try", [](approval&) -> result<void> {
+         return success();
+     }).retry(retry_policy::exponential(5, std::chrono::minutes{1}, std::chrono::minutes{10}));
     REQUIRE(second.add(std::move(b).build().value()));
     REQUIRE(second.open());
     REQUIRE(second.signal(waiting, "approved", {{"by", "grace"}}));

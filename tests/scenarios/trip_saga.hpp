@@ -17,7 +17,8 @@ struct trip {
     std::string charge;
     std::vector<std::string> notes;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(trip, customer, amount, credit, flight, hotel, charge, notes)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(trip, customer, amount, credit, flight, hotel,
+                                                charge, notes)
 
 struct trip_options {
     bool pivot = true;
@@ -40,34 +41,51 @@ inline definition<trip> trip_definition(journal& log, trip_options o = {}) {
             log.add("local.unvalidate");
         })
         .remote("reserve_credit", "billing",
-                [](const trip& t) { return command{"reserve", {{"amount", t.amount}}}; })
+                [](const trip& t) {
+                    return command{"reserve", {{"amount", t.amount}}};
+                })
         .on_reply([remote_id](trip& t, const json& r) { t.credit = remote_id(r); })
-        .compensate_remote("billing", [](const trip& t) { return command{"release", {{"id", t.credit}}}; })
+        .compensate_remote("billing",
+                           [](const trip& t) {
+                               return command{"release", {{"id", t.credit}}};
+                           })
         .retry(o.retry)
         .compensation_retry(o.compensation_retry)
         .timeout(o.timeout)
-        .parallel("book",
-                  [&](parallel_builder<trip>& p) {
-                      p.branch("flight")
-                          .remote("book_flight", "flights",
-                                  [](const trip& t) { return command{"book", {{"who", t.customer}}}; })
-                          .on_reply([remote_id](trip& t, const json& r) { t.flight = remote_id(r); })
-                          .compensate_remote("flights",
-                                             [](const trip& t) { return command{"cancel", {{"id", t.flight}}}; })
-                          .retry(o.retry)
-                          .compensation_retry(o.compensation_retry)
-                          .timeout(o.timeout);
-                      p.branch("hotel")
-                          .remote("book_hotel", "hotels",
-                                  [](const trip& t) { return command{"book", {{"who", t.customer}}}; })
-                          .on_reply([remote_id](trip& t, const json& r) { t.hotel = remote_id(r); })
-                          .compensate_remote("hotels",
-                                             [](const trip& t) { return command{"cancel", {{"id", t.hotel}}}; })
-                          .retry(o.retry)
-                          .compensation_retry(o.compensation_retry)
-                          .timeout(o.timeout);
-                  })
-        .remote("charge", "payments", [](const trip& t) { return command{"charge", {{"amount", t.amount}}}; })
+        .parallel(
+            "book",
+            [&](parallel_builder<trip>& p) {
+                p.branch("flight")
+                    .remote("book_flight", "flights",
+                            [](const trip& t) {
+                                return command{"book", {{"who", t.customer}}};
+                            })
+                    .on_reply([remote_id](trip& t, const json& r) { t.flight = remote_id(r); })
+                    .compensate_remote("flights",
+                                       [](const trip& t) {
+                                           return command{"cancel", {{"id", t.flight}}};
+                                       })
+                    .retry(o.retry)
+                    .compensation_retry(o.compensation_retry)
+                    .timeout(o.timeout);
+                p.branch("hotel")
+                    .remote("book_hotel", "hotels",
+                            [](const trip& t) {
+                                return command{"book", {{"who", t.customer}}};
+                            })
+                    .on_reply([remote_id](trip& t, const json& r) { t.hotel = remote_id(r); })
+                    .compensate_remote("hotels",
+                                       [](const trip& t) {
+                                           return command{"cancel", {{"id", t.hotel}}};
+                                       })
+                    .retry(o.retry)
+                    .compensation_retry(o.compensation_retry)
+                    .timeout(o.timeout);
+            })
+        .remote("charge", "payments",
+                [](const trip& t) {
+                    return command{"charge", {{"amount", t.amount}}};
+                })
         .on_reply([remote_id](trip& t, const json& r) { t.charge = remote_id(r); })
         .retry(o.retry)
         .timeout(o.timeout);
@@ -82,8 +100,8 @@ inline definition<trip> trip_definition(journal& log, trip_options o = {}) {
 }
 
 /// Starts the four services of the trip saga; returns nothing, they live in `w`.
-inline void trip_services(world& w, behaviour billing = {}, behaviour flights = {}, behaviour hotels = {},
-                          behaviour payments = {}) {
+inline void trip_services(world& w, behaviour billing = {}, behaviour flights = {},
+                          behaviour hotels = {}, behaviour payments = {}) {
     w.resource_service("billing", "reserve", "release", std::move(billing));
     w.resource_service("flights", "book", "cancel", std::move(flights));
     w.resource_service("hotels", "book", "cancel", std::move(hotels));

@@ -888,13 +888,17 @@ TEST_CASE("steps after the pivot may not compensate but may retry and time out",
     CHECK(def.value().model()->steps[1].pivot);
 }
 
-TEST_CASE("a for-each step with on_reply on a local item action is refused", "[definition][for_each]") {
+TEST_CASE("a for-each step with on_reply on a local item action is refused",
+          "[definition][for_each]") {
     auto r = saga::definition_builder<nlohmann::json>("each", 1)
                  .for_each(
-                     "items", [](const nlohmann::json&) { return std::vector<int>{1, 2}; },
+                     "items",
+                     [](const nlohmann::json&) {
+                         return std::vector<int>{1, 2};
+                     },
                      [](saga::for_each_builder<nlohmann::json, int>& e) {
-                         e.on_reply([](nlohmann::json&, const int&, const nlohmann::json&) {})
-                             .local([](nlohmann::json&, const int&) {});
+                         e.on_reply([](nlohmann::json&, const int&, const nlohmann::json&) {
+                          }).local([](nlohmann::json&, const int&) {});
                      })
                  .build();
     REQUIRE(!r);

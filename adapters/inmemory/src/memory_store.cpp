@@ -105,8 +105,7 @@ result<void> memory_store::check_(const transition& t) const {
     if (r.version != t.expected_version + 1) {
         return error{errc::invalid_argument,
                      about(r.id) + "record version " + std::to_string(r.version) +
-                         " is not expected version " + std::to_string(t.expected_version) +
-                         " + 1"};
+                         " is not expected version " + std::to_string(t.expected_version) + " + 1"};
     }
     for (const timer_record& timer : t.timers_set) {
         if (!timer.saga_id.empty() && timer.saga_id != r.id) {
@@ -116,9 +115,8 @@ result<void> memory_store::check_(const transition& t) const {
     }
     for (const outbox_record& o : t.outbox) {
         if (o.message.message_id.empty()) {
-            return error{errc::invalid_argument,
-                         about(r.id) + "an outbox message to '" + o.destination +
-                             "' has no message id"};
+            return error{errc::invalid_argument, about(r.id) + "an outbox message to '" +
+                                                     o.destination + "' has no message id"};
         }
     }
 
@@ -129,9 +127,9 @@ result<void> memory_store::check_(const transition& t) const {
                                                    std::to_string(it->second.version) + ")"};
         }
     } else if (it == records_.end()) {
-        return error{errc::version_conflict,
-                     about(r.id) + "expected version " + std::to_string(t.expected_version) +
-                         " but the store has no such saga"};
+        return error{errc::version_conflict, about(r.id) + "expected version " +
+                                                 std::to_string(t.expected_version) +
+                                                 " but the store has no such saga"};
     } else if (it->second.version != t.expected_version) {
         return error{errc::version_conflict,
                      about(r.id) + "expected version " + std::to_string(t.expected_version) +

@@ -95,7 +95,9 @@ static_assert(builtin[std::size(builtin) - 1].version == sqlite_store::schema_ve
 
 }  // namespace
 
-std::span<const migration> builtin_migrations() noexcept { return builtin; }
+std::span<const migration> builtin_migrations() noexcept {
+    return builtin;
+}
 
 }  // namespace detail
 
@@ -134,11 +136,13 @@ std::int64_t to_ms_ceil(time_point t) noexcept {
     return std::chrono::ceil<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 time_point from_ms(std::int64_t ms) noexcept {
-    return time_point{std::chrono::duration_cast<time_point::duration>(std::chrono::milliseconds{ms})};
+    return time_point{
+        std::chrono::duration_cast<time_point::duration>(std::chrono::milliseconds{ms})};
 }
 
 int to_int_ms(duration d) noexcept {
-    return static_cast<int>(std::clamp<duration::rep>(d.count(), 0, std::numeric_limits<int>::max()));
+    return static_cast<int>(
+        std::clamp<duration::rep>(d.count(), 0, std::numeric_limits<int>::max()));
 }
 
 /// The error for a failed SQLite call: busy/locked is `store_busy` (retryable), anything else
@@ -222,7 +226,9 @@ void bind_text(SQLite::Statement& s, int index, const std::string& text) {
     s.bindNoCopy(index, text);
 }
 
-void bind_int(SQLite::Statement& s, int index, std::int64_t value) { s.bind(index, value); }
+void bind_int(SQLite::Statement& s, int index, std::int64_t value) {
+    s.bind(index, value);
+}
 
 std::string column_text(const SQLite::Statement& s, int index) {
     return s.getColumn(index).getString();
@@ -331,8 +337,7 @@ result<encoded_transition> encode(transition& t) {
     if (r.version != t.expected_version + 1) {
         return error{errc::invalid_argument,
                      about(r.id) + "record version " + std::to_string(r.version) +
-                         " is not expected version " + std::to_string(t.expected_version) +
-                         " + 1"};
+                         " is not expected version " + std::to_string(t.expected_version) + " + 1"};
     }
     for (const timer_record& timer : t.timers_set) {
         if (!timer.saga_id.empty() && timer.saga_id != r.id) {
@@ -342,9 +347,8 @@ result<encoded_transition> encode(transition& t) {
     }
     for (const outbox_record& o : t.outbox) {
         if (o.message.message_id.empty()) {
-            return error{errc::invalid_argument,
-                         about(r.id) + "an outbox message to '" + o.destination +
-                             "' has no message id"};
+            return error{errc::invalid_argument, about(r.id) + "an outbox message to '" +
+                                                     o.destination + "' has no message id"};
         }
     }
 
@@ -372,8 +376,8 @@ result<encoded_transition> encode(transition& t) {
     e.outbox.reserve(t.outbox.size());
     for (outbox_record& o : t.outbox) {
         encoded_outbox& eo = e.outbox.emplace_back();
-        SAGA_TRY(eo.message, dump(nlohmann::json(o.message), r.id, "outbox message",
-                                  o.message.message_id));
+        SAGA_TRY(eo.message,
+                 dump(nlohmann::json(o.message), r.id, "outbox message", o.message.message_id));
         eo.message_id = std::move(o.message.message_id);
         eo.saga_id = std::move(o.saga_id);
         eo.destination = std::move(o.destination);
@@ -523,9 +527,10 @@ result<file_state> inspect(SQLite::Database& db, std::string_view path) {
         char hex[16];
         std::snprintf(hex, sizeof hex, "0x%08llx",
                       static_cast<unsigned long long>(static_cast<std::uint32_t>(app_id)));
-        return error{errc::store_failure,
-                     about_file(path) + "not a saga store: a SQLite database of another "
-                                        "application (application id " + hex + ")"};
+        return error{errc::store_failure, about_file(path) +
+                                              "not a saga store: a SQLite database of another "
+                                              "application (application id " +
+                                              hex + ")"};
     }
     if (!has_meta) {
         return error{errc::store_failure,
@@ -549,10 +554,10 @@ result<file_state> inspect(SQLite::Database& db, std::string_view path) {
         }
     }
     if (application != meta_application_value) {
-        return error{errc::store_failure,
-                     about_file(path) + "not a saga store: its saga_meta table has no '" +
-                         std::string(meta_application_key) + "' = '" +
-                         std::string(meta_application_value) + "' marker"};
+        return error{errc::store_failure, about_file(path) +
+                                              "not a saga store: its saga_meta table has no '" +
+                                              std::string(meta_application_key) + "' = '" +
+                                              std::string(meta_application_value) + "' marker"};
     }
     int version = -1;
     if (version_text) {
@@ -615,8 +620,8 @@ result<void> migrate(SQLite::Database& db, std::string_view path,
                 db.exec(std::string(m.sql));
             } catch (const SQLite::Exception& e) {
                 db.exec("ROLLBACK");
-                error err = sqlite_error(path, "migration to schema version " +
-                                                   std::to_string(m.version), e);
+                error err = sqlite_error(
+                    path, "migration to schema version " + std::to_string(m.version), e);
                 err.message += "; the file was left at schema version " +
                                std::to_string(state.value().version);
                 return err;
@@ -858,7 +863,8 @@ void sqlite_store::impl::run_batch(std::vector<work_item>& batch) {
             } else {
                 done(success());
             }
-        } catch (...) {  // NOLINT(bugprone-empty-catch): a throwing handler must not stop the writer
+        } catch (
+            ...) {  // NOLINT(bugprone-empty-catch): a throwing handler must not stop the writer
         }
     }
 }
@@ -940,8 +946,7 @@ result<void> sqlite_store::impl::apply(encoded_transition& t) {
         bind_text(*s, 2, t.id);
         if (s->executeStep()) {
             return error{errc::lock_held, about(t.id) + "correlation key '" + t.correlation_key +
-                                              "' is locked by saga '" + column_text(*s, 0) +
-                                              "'"};
+                                              "' is locked by saga '" + column_text(*s, 0) + "'"};
         }
     }
 
@@ -1015,9 +1020,9 @@ result<std::shared_ptr<sqlite_store>> sqlite_store::open_(
     store_options options, std::span<const detail::migration> migrations) {
     const std::string path = options.path;
     if (path.empty() || path == ":memory:" || path.starts_with("file:")) {
-        return error{errc::invalid_argument,
-                     about_file(path) + "the path must name a file (the writer and reader "
-                                        "connections share it)"};
+        return error{errc::invalid_argument, about_file(path) +
+                                                 "the path must name a file (the writer and reader "
+                                                 "connections share it)"};
     }
     if (options.max_batch == 0) {
         return error{errc::invalid_argument, about_file(path) + "max_batch must be at least 1"};
@@ -1031,10 +1036,10 @@ result<std::shared_ptr<sqlite_store>> sqlite_store::open_(
     }
     for (std::size_t i = 0; i < migrations.size(); ++i) {
         if (migrations[i].version != static_cast<int>(i) + 1) {
-            return error{errc::invalid_argument,
-                         about_file(path) + "schema migration " + std::to_string(i) +
-                             " has version " + std::to_string(migrations[i].version) +
-                             "; versions must be 1, 2, 3, ..."};
+            return error{errc::invalid_argument, about_file(path) + "schema migration " +
+                                                     std::to_string(i) + " has version " +
+                                                     std::to_string(migrations[i].version) +
+                                                     "; versions must be 1, 2, 3, ..."};
         }
     }
     const int latest = migrations.back().version;
@@ -1065,9 +1070,9 @@ result<std::shared_ptr<sqlite_store>> sqlite_store::open_(
         stage = "configure the connection";
         const std::string journal = query_text(db, "PRAGMA journal_mode = WAL");
         if (journal != "wal") {
-            return error{errc::store_failure,
-                         about_file(path) + "cannot switch to WAL mode (journal mode is '" +
-                             journal + "')"};
+            return error{
+                errc::store_failure,
+                about_file(path) + "cannot switch to WAL mode (journal mode is '" + journal + "')"};
         }
         const char* sync_pragma = options.sync == synchronous::full ? "PRAGMA synchronous = FULL"
                                                                     : "PRAGMA synchronous = NORMAL";
@@ -1134,30 +1139,30 @@ result<void> sqlite_store::ack_outbox(std::span<const std::string> message_ids) 
 }
 
 result<instance_record> sqlite_store::load(std::string_view id) {
-    return impl_->read<instance_record>("load", [&](reader_connection& c) -> result<instance_record> {
-        const std::string key(id);
-        statement_use s(c.load);
-        bind_text(*s, 1, key);
-        if (!s->executeStep()) {
-            return error{errc::not_found, about(id) + "not found"};
-        }
-        return read_record(*s);
-    });
+    return impl_->read<instance_record>(
+        "load", [&](reader_connection& c) -> result<instance_record> {
+            const std::string key(id);
+            statement_use s(c.load);
+            bind_text(*s, 1, key);
+            if (!s->executeStep()) {
+                return error{errc::not_found, about(id) + "not found"};
+            }
+            return read_record(*s);
+        });
 }
 
 result<std::vector<instance_record>> sqlite_store::list(const list_filter& filter) {
     using records = std::vector<instance_record>;
     return impl_->read<records>("list", [&](reader_connection& c) -> result<records> {
         enum : unsigned { definition = 1, key = 2, after = 4, before = 8, statuses = 16 };
-        const unsigned shape = (filter.definition.empty() ? 0U : definition) |
-                               (filter.correlation_key.empty() ? 0U : key) |
-                               (filter.updated_after ? after : 0U) |
-                               (filter.updated_before ? before : 0U) |
-                               (filter.statuses.empty() ? 0U : statuses);
+        const unsigned shape =
+            (filter.definition.empty() ? 0U : definition) |
+            (filter.correlation_key.empty() ? 0U : key) | (filter.updated_after ? after : 0U) |
+            (filter.updated_before ? before : 0U) | (filter.statuses.empty() ? 0U : statuses);
         auto it = c.lists.find(shape);
         if (it == c.lists.end()) {
-            std::string sql = std::string("SELECT ") + record_columns +
-                              " FROM instances WHERE id > ?1";
+            std::string sql =
+                std::string("SELECT ") + record_columns + " FROM instances WHERE id > ?1";
             if ((shape & definition) != 0) {
                 sql += " AND definition = ?2";
             }
@@ -1202,7 +1207,8 @@ result<std::vector<instance_record>> sqlite_store::list(const list_filter& filte
         if ((shape & statuses) != 0) {
             bind_text(*s, 6, status_json);
         }
-        constexpr auto max_limit = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+        constexpr auto max_limit =
+            static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
         bind_int(*s, 7, static_cast<std::int64_t>(std::min(filter.limit, max_limit)));
         records out;
         while (s->executeStep()) {
@@ -1237,8 +1243,7 @@ result<std::vector<timer_record>> sqlite_store::timers(std::optional<time_point>
     using timer_list = std::vector<timer_record>;
     return impl_->read<timer_list>("timers", [&](reader_connection& c) -> result<timer_list> {
         statement_use s(c.timers);
-        bind_int(*s, 1,
-                 due_before ? to_ms(*due_before) : std::numeric_limits<std::int64_t>::max());
+        bind_int(*s, 1, due_before ? to_ms(*due_before) : std::numeric_limits<std::int64_t>::max());
         timer_list out;
         while (s->executeStep()) {
             timer_record& t = out.emplace_back();
@@ -1254,7 +1259,8 @@ result<std::vector<timer_record>> sqlite_store::timers(std::optional<time_point>
 result<std::vector<outbox_record>> sqlite_store::pending_outbox(std::size_t limit) {
     using messages = std::vector<outbox_record>;
     return impl_->read<messages>("pending_outbox", [&](reader_connection& c) -> result<messages> {
-        constexpr auto max_limit = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+        constexpr auto max_limit =
+            static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
         statement_use s(c.outbox);
         bind_int(*s, 1, static_cast<std::int64_t>(std::min(limit, max_limit)));
         messages out;
@@ -1287,7 +1293,9 @@ store_stats sqlite_store::stats() const {
             .failed_batches = impl_->failed_batches.load(std::memory_order_relaxed)};
 }
 
-const std::string& sqlite_store::path() const noexcept { return impl_->path; }
+const std::string& sqlite_store::path() const noexcept {
+    return impl_->path;
+}
 
 // ---- test access ------------------------------------------------------------------------------
 

@@ -38,16 +38,16 @@ decltype(auto) call_with_optional_context(Fn& fn, step_context& ctx, Args&&... a
     if constexpr (std::is_invocable_v<Fn&, Args..., step_context&>) {
         return std::invoke(fn, std::forward<Args>(args)..., ctx);
     } else {
-        static_assert(std::is_invocable_v<Fn&, Args...>,
-                      "the step function does not accept these arguments (see docs/definitions.md)");
+        static_assert(
+            std::is_invocable_v<Fn&, Args...>,
+            "the step function does not accept these arguments (see docs/definitions.md)");
         return std::invoke(fn, std::forward<Args>(args)...);
     }
 }
 
 template <class Fn, class... Args>
-using call_result_t = decltype(call_with_optional_context(std::declval<Fn&>(),
-                                                          std::declval<step_context&>(),
-                                                          std::declval<Args>()...));
+using call_result_t = decltype(call_with_optional_context(
+    std::declval<Fn&>(), std::declval<step_context&>(), std::declval<Args>()...));
 
 inline error thrown_error(std::string_view what_step, const char* what) {
     return {errc::step_threw, std::string(what_step) + " threw: " + what};
@@ -88,8 +88,8 @@ boost::asio::awaitable<result<void>> run_awaitable(Fn& fn, data_box& box, step_c
             co_await call_with_optional_context(fn, ctx, static_cast<typed_box<Data>&>(box).value);
             co_return success();
         } else {
-            co_return co_await call_with_optional_context(
-                fn, ctx, static_cast<typed_box<Data>&>(box).value);
+            co_return co_await call_with_optional_context(fn, ctx,
+                                                          static_cast<typed_box<Data>&>(box).value);
         }
     } catch (const std::exception& e) {
         co_return thrown_error(ctx.step(), e.what());
@@ -103,8 +103,9 @@ action make_local(Fn fn) {
     using R = call_result_t<Fn, Data&>;
     if constexpr (is_awaitable<R>::value) {
         a.kind = action::how::local_async;
-        a.async = [fn = std::move(fn)](data_box& box, const nlohmann::json*,
-                                       step_context& ctx) mutable -> boost::asio::awaitable<result<void>> {
+        a.async = [fn = std::move(fn)](
+                      data_box& box, const nlohmann::json*,
+                      step_context& ctx) mutable -> boost::asio::awaitable<result<void>> {
             return run_awaitable<Data>(fn, box, ctx);
         };
     } else {
@@ -112,7 +113,8 @@ action make_local(Fn fn) {
         a.local = [fn = std::move(fn)](data_box& box, const nlohmann::json*,
                                        step_context& ctx) mutable -> result<void> {
             return guarded_void(ctx, [&] {
-                return call_with_optional_context(fn, ctx, static_cast<typed_box<Data>&>(box).value);
+                return call_with_optional_context(fn, ctx,
+                                                  static_cast<typed_box<Data>&>(box).value);
             });
         };
     }
@@ -174,7 +176,8 @@ command_fn make_command_fn(Fn fn) {
     return [fn = std::move(fn)](const data_box& box, const nlohmann::json*,
                                 step_context& ctx) mutable -> result<command> {
         return guarded_command(ctx, [&] {
-            return call_with_optional_context(fn, ctx, static_cast<const typed_box<Data>&>(box).value);
+            return call_with_optional_context(fn, ctx,
+                                              static_cast<const typed_box<Data>&>(box).value);
         });
     };
 }
@@ -187,8 +190,8 @@ command_fn make_item_command_fn(Fn fn) {
         auto it = item_from_json<Item>(*item);
         if (!it) return it.error();
         return guarded_command(ctx, [&] {
-            return call_with_optional_context(fn, ctx, static_cast<const typed_box<Data>&>(box).value,
-                                              std::as_const(it.value()));
+            return call_with_optional_context(
+                fn, ctx, static_cast<const typed_box<Data>&>(box).value, std::as_const(it.value()));
         });
     };
 }
@@ -199,7 +202,8 @@ reply_fn make_reply_fn(Fn fn) {
     return [fn = std::move(fn)](data_box& box, const nlohmann::json*, const nlohmann::json& reply,
                                 step_context& ctx) mutable -> result<void> {
         return guarded_void(ctx, [&] {
-            return call_with_optional_context(fn, ctx, static_cast<typed_box<Data>&>(box).value, reply);
+            return call_with_optional_context(fn, ctx, static_cast<typed_box<Data>&>(box).value,
+                                              reply);
         });
     };
 }
@@ -207,15 +211,16 @@ reply_fn make_reply_fn(Fn fn) {
 /// fn(Data&, const Item&, const json&[, step_context&]) -> void | result<void>.
 template <class Data, class Item, class Fn>
 reply_fn make_item_reply_fn(Fn fn) {
-    return [fn = std::move(fn)](data_box& box, const nlohmann::json* item,
-                                const nlohmann::json& reply, step_context& ctx) mutable -> result<void> {
-        auto it = item_from_json<Item>(*item);
-        if (!it) return it.error();
-        return guarded_void(ctx, [&] {
-            return call_with_optional_context(fn, ctx, static_cast<typed_box<Data>&>(box).value,
-                                              std::as_const(it.value()), reply);
-        });
-    };
+    return
+        [fn = std::move(fn)](data_box& box, const nlohmann::json* item, const nlohmann::json& reply,
+                             step_context& ctx) mutable -> result<void> {
+            auto it = item_from_json<Item>(*item);
+            if (!it) return it.error();
+            return guarded_void(ctx, [&] {
+                return call_with_optional_context(fn, ctx, static_cast<typed_box<Data>&>(box).value,
+                                                  std::as_const(it.value()), reply);
+            });
+        };
 }
 
 }  // namespace saga::detail

@@ -66,7 +66,8 @@ struct typed_box final : data_box {
         try {
             return nlohmann::json(value);
         } catch (const std::exception& e) {
-            return error{errc::bad_data, std::string("cannot convert saga data to json: ") + e.what()};
+            return error{errc::bad_data,
+                         std::string("cannot convert saga data to json: ") + e.what()};
         }
     }
     Data value;

@@ -46,8 +46,7 @@ private:
         static std::atomic<unsigned> counter{0};
         std::random_device random;
         const std::string name = "saga-sqlite-test-" + std::to_string(::getpid()) + "-" +
-                                 std::to_string(counter++) + "-" + std::to_string(random()) +
-                                 ".db";
+                                 std::to_string(counter++) + "-" + std::to_string(random()) + ".db";
         return (std::filesystem::temp_directory_path() / name).string();
     }
 

@@ -80,8 +80,7 @@ std::pair<commit_handler, std::future<result<void>>> future_handler() {
 /// Holds the write lock of a store's file from a second connection, as another process would.
 class write_blocker {
 public:
-    explicit write_blocker(const std::string& path)
-        : db_(path, SQLite::OPEN_READWRITE) {
+    explicit write_blocker(const std::string& path) : db_(path, SQLite::OPEN_READWRITE) {
         db_.exec("BEGIN EXCLUSIVE");
     }
     void release() {
@@ -167,9 +166,10 @@ instance_record exclusive_record(std::string id, std::string key) {
 
 }  // namespace
 
-TEST_CASE("sqlite store: a reopened store has every record, history entry, timer, outbox "
-          "message and inbox id",
-          "[sqlite][durability]") {
+TEST_CASE(
+    "sqlite store: a reopened store has every record, history entry, timer, outbox "
+    "message and inbox id",
+    "[sqlite][durability]") {
     temp_path file;
     transition a = create(exclusive_record("durable-a", "campaign-1"));
     a.record.data = {{"campaign", "spring"}, {"budget", 1250.5}};
@@ -213,8 +213,7 @@ TEST_CASE("sqlite store: a reopened store has every record, history entry, timer
     CHECK(meta_value(file.str(), "application") == "saga");
     {
         SQLite::Database db(file.str(), SQLite::OPEN_READONLY);
-        CHECK(db.execAndGet("PRAGMA application_id").getInt() ==
-              sqlite::detail::application_id);
+        CHECK(db.execAndGet("PRAGMA application_id").getInt() == sqlite::detail::application_id);
         CHECK(db.execAndGet("PRAGMA journal_mode").getString() == "wal");
     }
 
@@ -244,9 +243,10 @@ TEST_CASE("sqlite store: a reopened store has every record, history entry, timer
           std::vector<std::string>{"out-1", "out-3", "out-4"});
 }
 
-TEST_CASE("sqlite store: commits queued behind a busy writer share a transaction and each "
-          "caller gets its own outcome",
-          "[sqlite][group-commit]") {
+TEST_CASE(
+    "sqlite store: commits queued behind a busy writer share a transaction and each "
+    "caller gets its own outcome",
+    "[sqlite][group-commit]") {
     temp_path file;
     auto store = open_store(file.str(), {.busy_timeout = std::chrono::seconds{60}});
 
@@ -269,10 +269,10 @@ TEST_CASE("sqlite store: commits queued behind a busy writer share a transaction
     };
     transition to2 = next(base);
     to2.history = {make_entry("to-2")};
-    add(to2);                                             // base 1 -> 2
-    add(next(base), errc::version_conflict);              // base 1 -> 2 again: too late
-    add(next(to2.record));                                // base 2 -> 3: sees its batch-mate
-    add(create(make_record("fresh")));                    // a create
+    add(to2);                                 // base 1 -> 2
+    add(next(base), errc::version_conflict);  // base 1 -> 2 again: too late
+    add(next(to2.record));                    // base 2 -> 3: sees its batch-mate
+    add(create(make_record("fresh")));        // a create
     add(create(make_record("fresh")), errc::already_exists);
     add(create(exclusive_record("rival", "campaign-1")), errc::lock_held);
     transition dup = next(consumer.record);
@@ -396,9 +396,10 @@ TEST_CASE("sqlite store: many threads committing at once share transactions",
     }
 }
 
-TEST_CASE("sqlite store: a batch that cannot take the write lock fails every caller in it "
-          "with store_busy, loses nothing, and a retry succeeds",
-          "[sqlite][failure]") {
+TEST_CASE(
+    "sqlite store: a batch that cannot take the write lock fails every caller in it "
+    "with store_busy, loses nothing, and a retry succeeds",
+    "[sqlite][failure]") {
     temp_path file;
     auto store = open_store(file.str(), {.busy_timeout = std::chrono::milliseconds{50}});
     const instance_record base = make_record("busy-base");
@@ -445,8 +446,7 @@ TEST_CASE("sqlite store: a batch that cannot take the write lock fails every cal
     const sqlite::store_stats failed = store->stats();
     CHECK(failed.commits == before.commits);
     CHECK(failed.failed_batches > before.failed_batches);
-    CHECK(ids_of(SAGA_CONTRACT_OK(store->pending_outbox(100))) ==
-          std::vector<std::string>{"kept"});
+    CHECK(ids_of(SAGA_CONTRACT_OK(store->pending_outbox(100))) == std::vector<std::string>{"kept"});
     CHECK_FALSE(SAGA_CONTRACT_OK(store->inbox_contains("busy-base", "reply-1")));
 
     // the lock is gone: the very same transitions commit
@@ -527,8 +527,8 @@ TEST_CASE("sqlite store: a file that is not a saga store is refused, named, and 
         for (char& c : bytes) {
             c = static_cast<char>(random() & 0xff);
         }
-        std::ofstream(file.str(), std::ios::binary).write(bytes.data(),
-                                                          static_cast<std::streamsize>(bytes.size()));
+        std::ofstream(file.str(), std::ios::binary)
+            .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
         open_fails_and_changes_nothing(file.str(), errc::store_failure,
                                        "not a SQLite database or is corrupt");
     }
@@ -627,9 +627,8 @@ TEST_CASE("sqlite store: a file or directory that cannot be written is a clear e
     }
     SECTION("a read-only (immutable) directory") {
         const std::filesystem::path dir =
-            std::filesystem::temp_directory_path() /
-            ("saga-ro-dir-" + std::to_string(::getpid()) + "-" +
-             std::to_string(std::random_device{}()));
+            std::filesystem::temp_directory_path() / ("saga-ro-dir-" + std::to_string(::getpid()) +
+                                                      "-" + std::to_string(std::random_device{}()));
         std::filesystem::create_directory(dir);
         const std::string existing = (dir / "existing.db").string();
         {
@@ -706,7 +705,8 @@ TEST_CASE("sqlite store: max_batch and max_delay shape the batches", "[sqlite][g
         CHECK(store->stats().batches >= 8);
     }
     SECTION("max_delay gathers commits that arrive one by one") {
-        auto store = open_store(file.str(), {.max_batch = 8, .max_delay = std::chrono::seconds{30}});
+        auto store =
+            open_store(file.str(), {.max_batch = 8, .max_delay = std::chrono::seconds{30}});
         // a full batch does not wait for the delay
         outcomes results(8);
         for (std::size_t i = 0; i < 8; ++i) {
@@ -722,8 +722,7 @@ TEST_CASE("sqlite store: max_batch and max_delay shape the batches", "[sqlite][g
     }
 }
 
-TEST_CASE("sqlite store: schema migrations run forward in one transaction",
-          "[sqlite][migration]") {
+TEST_CASE("sqlite store: schema migrations run forward in one transaction", "[sqlite][migration]") {
     using sqlite::detail::migration;
     using sqlite::detail::store_access;
     temp_path file;
@@ -734,7 +733,8 @@ TEST_CASE("sqlite store: schema migrations run forward in one transaction",
         {
             SQLite::Database db(file.str(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
             db.exec("CREATE TABLE saga_meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)");
-            db.exec("INSERT INTO saga_meta VALUES ('application', 'saga'), ('schema_version', '0')");
+            db.exec(
+                "INSERT INTO saga_meta VALUES ('application', 'saga'), ('schema_version', '0')");
             db.exec("PRAGMA application_id = " + std::to_string(sqlite::detail::application_id));
         }
         auto store = open_store(file.str());
@@ -747,10 +747,10 @@ TEST_CASE("sqlite store: schema migrations run forward in one transaction",
     }
 
     // a version 2 that exists only in this test
-    const std::vector<migration> with_v2{
-        builtin[0],
-        {2, "CREATE TABLE notes (saga_id TEXT, note TEXT);"
-            "ALTER TABLE instances ADD COLUMN note TEXT;"}};
+    const std::vector<migration> with_v2{builtin[0],
+                                         {2,
+                                          "CREATE TABLE notes (saga_id TEXT, note TEXT);"
+                                          "ALTER TABLE instances ADD COLUMN note TEXT;"}};
 
     SECTION("a version 1 store migrates to version 2 and keeps its data") {
         {
@@ -785,9 +785,7 @@ TEST_CASE("sqlite store: schema migrations run forward in one transaction",
     SECTION("a failing migration rolls back every step of the open") {
         open_store(file.str());  // version 1, then closed
         const std::vector<migration> broken{
-            builtin[0],
-            with_v2[1],
-            {3, "CREATE TABLE more (x); THIS IS NOT SQL;"}};
+            builtin[0], with_v2[1], {3, "CREATE TABLE more (x); THIS IS NOT SQL;"}};
         auto opened = store_access::open({.path = file.str()}, broken);
         REQUIRE_FALSE(opened);
         INFO(opened.error().what());
@@ -802,8 +800,7 @@ TEST_CASE("sqlite store: schema migrations run forward in one transaction",
 
     SECTION("a migration list must count 1, 2, 3, ...") {
         const std::vector<migration> gap{builtin[0], {3, "SELECT 1;"}};
-        SAGA_CONTRACT_FAILS(store_access::open({.path = file.str()}, gap),
-                            errc::invalid_argument);
+        SAGA_CONTRACT_FAILS(store_access::open({.path = file.str()}, gap), errc::invalid_argument);
         SAGA_CONTRACT_FAILS(store_access::open({.path = file.str()}, {}), errc::invalid_argument);
     }
 }
@@ -843,14 +840,15 @@ TEST_CASE("sqlite store: commit throughput, one caller vs many", "[.benchmark][s
         const double seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
         const auto stats = store->stats();
         const auto total = callers * per_caller;
-        std::printf("%-6s %3zu caller(s) x %5zu: %8.0f commits/s  (%zu commits in %.2f s; "
-                    "%llu batches, mean %.1f, largest %llu, failed %llu)\n",
-                    sync == sqlite::synchronous::full ? "FULL" : "NORMAL", callers, per_caller,
-                    static_cast<double>(total) / seconds, total, seconds,
-                    static_cast<unsigned long long>(stats.batches),
-                    static_cast<double>(stats.commits) / static_cast<double>(stats.batches),
-                    static_cast<unsigned long long>(stats.largest_batch),
-                    static_cast<unsigned long long>(stats.failed_batches));
+        std::printf(
+            "%-6s %3zu caller(s) x %5zu: %8.0f commits/s  (%zu commits in %.2f s; "
+            "%llu batches, mean %.1f, largest %llu, failed %llu)\n",
+            sync == sqlite::synchronous::full ? "FULL" : "NORMAL", callers, per_caller,
+            static_cast<double>(total) / seconds, total, seconds,
+            static_cast<unsigned long long>(stats.batches),
+            static_cast<double>(stats.commits) / static_cast<double>(stats.batches),
+            static_cast<unsigned long long>(stats.largest_batch),
+            static_cast<unsigned long long>(stats.failed_batches));
         CHECK(failures == 0);
     };
     run(1, 2000, sqlite::synchronous::full);

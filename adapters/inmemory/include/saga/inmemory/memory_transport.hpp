@@ -58,7 +58,8 @@ public:
 
     void async_send(const std::string& endpoint, envelope message, send_handler done) override;
     void async_publish(const std::string& topic, envelope message, send_handler done) override;
-    [[nodiscard]] result<void> subscribe(const std::string& topic, const std::string& endpoint) override;
+    [[nodiscard]] result<void> subscribe(const std::string& topic,
+                                         const std::string& endpoint) override;
     [[nodiscard]] result<std::unique_ptr<subscription>> consume(
         const std::string& endpoint, boost::asio::any_io_executor executor,
         delivery_handler handler, consumer_options options = {}) override;
