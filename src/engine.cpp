@@ -341,16 +341,18 @@ result<std::string> engine_impl::start(std::string_view name, json data, start_o
     return options.id;
 }
 
-result<void> engine_impl::signal(std::string_view id, std::string_view name, json payload,
-                                 std::string message_id) {
-    if (name.empty()) return error{errc::invalid_argument, "a signal needs a name"};
+result<void> engine_impl::update_directly(std::string_view id, std::string_view what,
+                                          std::string message_id,
+                                          const std::function<result<std::optional<history_entry>>(
+                                              const instance_record&, instance_state&)>& change) {
     for (std::uint32_t i = 0; i < max_direct_commit_tries; ++i) {
         SAGA_TRY(auto rec, store_->load(id));
         if (is_settled(rec.status) && rec.status != saga_status::paused)
-            return error{errc::saga_finished, fmt::format("saga '{}' is {}: it takes no signals",
-                                                          id, to_string(rec.status))};
+            return error{errc::saga_finished, fmt::format("saga '{}' is {}: {} refused", id,
+                                                          to_string(rec.status), what)};
         SAGA_TRY(auto state, instance_state_from_json(rec.state));
-        state.signals[std::string(name)].push_back(payload);
+        SAGA_TRY(auto entry, change(rec, state));
+        if (!entry) return success();  // nothing to change
         const auto now = clock_->now();
         transition t;
         t.expected_version = rec.version;
@@ -358,71 +360,56 @@ result<void> engine_impl::signal(std::string_view id, std::string_view name, jso
         t.record.version = t.expected_version + 1;
         t.record.updated_at = now;
         t.record.state = to_json(state);
-        t.history.push_back({t.record.id,
-                             t.record.version,
-                             now,
-                             "signal_received",
-                             {},
-                             0,
-                             json{{"signal", name}, {"payload", payload}}});
+        entry->saga_id = t.record.id;
+        entry->version = t.record.version;
+        entry->at = now;
+        t.history.push_back(std::move(*entry));
         if (!message_id.empty()) t.inbox.push_back(message_id);
         auto record = t.record;
         auto entries = t.history;
         auto r = store_->commit(std::move(t));
         if (r) {
             notify(record, entries);
-            post_input(record.id, input{});
+            post_input(record.id, input{});  // the actor reloads and moves on
             return success();
         }
-        if (r.error() == errc::duplicate_message) return success();
+        if (r.error() == errc::duplicate_message) return success();  // delivered before
         if (r.error() != errc::version_conflict) return r.error();
     }
     return error{errc::version_conflict,
-                 fmt::format("saga '{}': gave up delivering signal '{}' after {} "
-                             "concurrent updates",
-                             id, name, max_direct_commit_tries)};
+                 fmt::format("saga '{}': gave up ({}) after {} concurrent updates", id, what,
+                             max_direct_commit_tries)};
+}
+
+result<void> engine_impl::signal(std::string_view id, std::string_view name, json payload,
+                                 std::string message_id) {
+    if (name.empty()) return error{errc::invalid_argument, "a signal needs a name"};
+    return update_directly(
+        id, fmt::format("signal '{}'", name), std::move(message_id),
+        [&](const instance_record&, instance_state& state) -> result<std::optional<history_entry>> {
+            state.signals[std::string(name)].push_back(payload);
+            history_entry e;
+            e.event = "signal_received";
+            e.detail = json{{"signal", name}, {"payload", payload}};
+            return std::optional<history_entry>(std::move(e));
+        });
 }
 
 result<void> engine_impl::cancel(std::string_view id, std::string_view reason) {
-    for (std::uint32_t i = 0; i < max_direct_commit_tries; ++i) {
-        SAGA_TRY(auto rec, store_->load(id));
-        if (is_settled(rec.status) && rec.status != saga_status::paused)
-            return error{errc::saga_finished, fmt::format("saga '{}' is {}: nothing to cancel", id,
-                                                          to_string(rec.status))};
-        SAGA_TRY(auto state, instance_state_from_json(rec.state));
-        if (state.pivot_passed)
-            return error{errc::past_pivot,
-                         fmt::format("saga '{}' is past its pivot and can only go forward", id)};
-        if (state.cancel_requested || state.compensating) return success();
-        state.cancel_requested = true;
-        const auto now = clock_->now();
-        transition t;
-        t.expected_version = rec.version;
-        t.record = std::move(rec);
-        t.record.version = t.expected_version + 1;
-        t.record.updated_at = now;
-        t.record.state = to_json(state);
-        t.history.push_back({t.record.id,
-                             t.record.version,
-                             now,
-                             "cancel_requested",
-                             {},
-                             0,
-                             json{{"reason", reason}}});
-        auto record = t.record;
-        auto entries = t.history;
-        auto r = store_->commit(std::move(t));
-        if (r) {
-            notify(record, entries);
-            post_input(record.id, input{});
-            return success();
-        }
-        if (r.error() != errc::version_conflict) return r.error();
-    }
-    return error{errc::version_conflict,
-                 fmt::format("saga '{}': gave up cancelling after {} concurrent "
-                             "updates",
-                             id, max_direct_commit_tries)};
+    return update_directly(
+        id, "cancel", {},
+        [&](const instance_record&, instance_state& state) -> result<std::optional<history_entry>> {
+            if (state.pivot_passed)
+                return error{
+                    errc::past_pivot,
+                    fmt::format("saga '{}' is past its pivot and can only go forward", id)};
+            if (state.cancel_requested || state.compensating) return std::optional<history_entry>();
+            state.cancel_requested = true;
+            history_entry e;
+            e.event = "cancel_requested";
+            e.detail = json{{"reason", reason}};
+            return std::optional<history_entry>(std::move(e));
+        });
 }
 
 // ---- the actor ---------------------------------------------------------------------------------

@@ -140,6 +140,11 @@ public:
                         std::string message_id = {});
     result<instance_view> query(std::string_view id);
     result<void> cancel(std::string_view id, std::string_view reason);
+    /// Changes an instance's state straight in the store (signals, cancel): load, `change`,
+    /// commit with the expected version, retry on conflict; then the actor reloads it.
+    result<void> update_directly(std::string_view id, std::string_view what, std::string message_id,
+                                 const std::function<result<std::optional<history_entry>>(
+                                     const instance_record&, instance_state&)>& change);
     void add_waiter(const std::string& id, std::function<void(result<instance_view>)> fn);
     result<void> schedule(schedule_options options);
     std::vector<blocked_instance> blocked() const;
