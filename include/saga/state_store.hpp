@@ -100,6 +100,11 @@ struct transition {
     std::vector<std::string> inbox;
 };
 
+/// Checks what a transition says about itself, before any store state is consulted: a record
+/// id, `record.version == expected_version + 1`, timers of this saga only, outbox messages with
+/// ids. `errc::invalid_argument` naming the saga, or success. Every store calls it first.
+[[nodiscard]] result<void> check_transition(const transition& t);
+
 /// Filter for `state_store::list`. Empty fields match everything.
 struct list_filter {
     std::vector<saga_status> statuses;

@@ -99,26 +99,7 @@ result<void> memory_store::commit_(transition& t) {
 
 result<void> memory_store::check_(const transition& t) const {
     const instance_record& r = t.record;
-    if (r.id.empty()) {
-        return error{errc::invalid_argument, "a transition needs a record id"};
-    }
-    if (r.version != t.expected_version + 1) {
-        return error{errc::invalid_argument,
-                     about(r.id) + "record version " + std::to_string(r.version) +
-                         " is not expected version " + std::to_string(t.expected_version) + " + 1"};
-    }
-    for (const timer_record& timer : t.timers_set) {
-        if (!timer.saga_id.empty() && timer.saga_id != r.id) {
-            return error{errc::invalid_argument, about(r.id) + "cannot set timer '" + timer.id +
-                                                     "' of another saga '" + timer.saga_id + "'"};
-        }
-    }
-    for (const outbox_record& o : t.outbox) {
-        if (o.message.message_id.empty()) {
-            return error{errc::invalid_argument, about(r.id) + "an outbox message to '" +
-                                                     o.destination + "' has no message id"};
-        }
-    }
+    SAGA_TRY(check_transition(t));
 
     const auto it = records_.find(r.id);
     if (t.expected_version == 0) {

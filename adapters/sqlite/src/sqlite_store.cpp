@@ -331,26 +331,7 @@ result<std::string> dump(const nlohmann::json& j, std::string_view id, std::stri
 /// The checks of memory_store that need no stored state (same messages), then the encoding.
 result<encoded_transition> encode(transition& t) {
     instance_record& r = t.record;
-    if (r.id.empty()) {
-        return error{errc::invalid_argument, "a transition needs a record id"};
-    }
-    if (r.version != t.expected_version + 1) {
-        return error{errc::invalid_argument,
-                     about(r.id) + "record version " + std::to_string(r.version) +
-                         " is not expected version " + std::to_string(t.expected_version) + " + 1"};
-    }
-    for (const timer_record& timer : t.timers_set) {
-        if (!timer.saga_id.empty() && timer.saga_id != r.id) {
-            return error{errc::invalid_argument, about(r.id) + "cannot set timer '" + timer.id +
-                                                     "' of another saga '" + timer.saga_id + "'"};
-        }
-    }
-    for (const outbox_record& o : t.outbox) {
-        if (o.message.message_id.empty()) {
-            return error{errc::invalid_argument, about(r.id) + "an outbox message to '" +
-                                                     o.destination + "' has no message id"};
-        }
-    }
+    SAGA_TRY(check_transition(t));
 
     encoded_transition e;
     SAGA_TRY(e.data, dump(r.data, r.id, "the data"));
