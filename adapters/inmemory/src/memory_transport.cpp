@@ -479,51 +479,49 @@ memory_transport::~memory_transport() {
     state_->close();
 }
 
-void memory_transport::async_send(const std::string& endpoint, envelope message,
-                                  send_handler done) {
+namespace {
+// Send and publish differ only in where the message is queued: `what` names the operation for
+// errors ("send", "publish"), `counter` is the stat to bump, `enqueue` queues under the lock.
+template <class State, class Enqueue>
+void send_or_publish(State& st, std::string_view what, const std::string& name,
+                     std::uint64_t transport_stats::*counter, send_handler& done, Enqueue enqueue) {
     result<void> r = success();
-    if (endpoint.empty()) {
-        r = error{errc::invalid_argument, "memory transport: empty endpoint name"};
+    if (name.empty()) {
+        r = error{errc::invalid_argument,
+                  "memory transport: " + std::string(what) + " to an empty name"};
     } else {
-        state::actions a;
+        typename State::actions a;
         {
-            std::lock_guard lock(state_->mutex);
-            if (state_->fail_this_send()) {
-                ++state_->counters.sends_failed;
-                r = error{errc::transport_failure,
-                          "memory transport: injected failure of send to '" + endpoint + "'"};
+            std::lock_guard lock(st.mutex);
+            if (st.fail_this_send()) {
+                ++st.counters.sends_failed;
+                r = error{errc::transport_failure, "memory transport: injected failure of " +
+                                                       std::string(what) + " to '" + name + "'"};
             } else {
-                ++state_->counters.sent;
-                state_->enqueue(endpoint, message, a);
+                ++(st.counters.*counter);
+                enqueue(a);
             }
         }
-        state_->run(a);
+        st.run(a);
     }
     if (done) done(std::move(r));
+}
+}  // namespace
+
+void memory_transport::async_send(const std::string& endpoint, envelope message,
+                                  send_handler done) {
+    send_or_publish(*state_, "send", endpoint, &transport_stats::sent, done,
+                    [&](state::actions& a) { state_->enqueue(endpoint, message, a); });
 }
 
 void memory_transport::async_publish(const std::string& topic, envelope message,
                                      send_handler done) {
-    result<void> r = success();
-    if (topic.empty()) {
-        r = error{errc::invalid_argument, "memory transport: empty topic name"};
-    } else {
-        state::actions a;
-        {
-            std::lock_guard lock(state_->mutex);
-            if (state_->fail_this_send()) {
-                ++state_->counters.sends_failed;
-                r = error{errc::transport_failure,
-                          "memory transport: injected failure of publish to '" + topic + "'"};
-            } else {
-                ++state_->counters.published;
-                if (auto t = state_->topics.find(topic); t != state_->topics.end())
-                    for (const auto& endpoint : t->second) state_->enqueue(endpoint, message, a);
-            }
-        }
-        state_->run(a);
-    }
-    if (done) done(std::move(r));
+    send_or_publish(*state_, "publish", topic, &transport_stats::published, done,
+                    [&](state::actions& a) {
+                        if (auto t = state_->topics.find(topic); t != state_->topics.end())
+                            for (const auto& endpoint : t->second)
+                                state_->enqueue(endpoint, message, a);
+                    });
 }
 
 result<void> memory_transport::subscribe(const std::string& topic, const std::string& endpoint) {
