@@ -44,6 +44,18 @@ std::optional<std::size_t> item_index(std::string_view key) {
     return i;
 }
 
+/// Whether `key` is a compensation's idempotency key (`.../compensate` or `.../compensate~r<n>`).
+bool is_compensation_key(std::string_view key) {
+    const auto pos = key.rfind("/compensate");
+    if (pos == std::string_view::npos) return false;
+    const auto rest = key.substr(pos + 11);
+    return rest.empty() || rest.starts_with("~r");
+}
+
+json note_json(const operator_note& note) {
+    return json{{"who", note.who}, {"why", note.why}};
+}
+
 std::string item_key(const std::string& name, std::size_t i) {
     return fmt::format("{}[{}]", name, i);
 }
@@ -342,12 +354,12 @@ result<std::string> engine_impl::start(std::string_view name, json data, start_o
 }
 
 result<void> engine_impl::update_directly(std::string_view id, std::string_view what,
-                                          std::string message_id,
-                                          const std::function<result<std::optional<history_entry>>(
-                                              const instance_record&, instance_state&)>& change) {
+                                          std::string message_id, const direct_change& change,
+                                          bool on_settled) {
     for (std::uint32_t i = 0; i < max_direct_commit_tries; ++i) {
         SAGA_TRY(auto rec, store_->load(id));
-        if (is_settled(rec.status) && rec.status != saga_status::paused)
+        if (is_terminal(rec.status) ||
+            (!on_settled && is_settled(rec.status) && rec.status != saga_status::paused))
             return error{errc::saga_finished, fmt::format("saga '{}' is {}: {} refused", id,
                                                           to_string(rec.status), what)};
         SAGA_TRY(auto state, instance_state_from_json(rec.state));
@@ -395,21 +407,212 @@ result<void> engine_impl::signal(std::string_view id, std::string_view name, jso
         });
 }
 
-result<void> engine_impl::cancel(std::string_view id, std::string_view reason) {
+result<void> engine_impl::cancel(std::string_view id, std::string_view reason,
+                                 const operator_note* note) {
     return update_directly(
         id, "cancel", {},
-        [&](const instance_record&, instance_state& state) -> result<std::optional<history_entry>> {
+        [&](instance_record& rec, instance_state& state) -> result<std::optional<history_entry>> {
             if (state.pivot_passed)
                 return error{
                     errc::past_pivot,
                     fmt::format("saga '{}' is past its pivot and can only go forward", id)};
             if (state.cancel_requested || state.compensating) return std::optional<history_entry>();
             state.cancel_requested = true;
+            if (rec.status == saga_status::paused) rec.status = saga_status::running;
             history_entry e;
             e.event = "cancel_requested";
             e.detail = json{{"reason", reason}};
+            if (note) e.detail.update(note_json(*note));
             return std::optional<history_entry>(std::move(e));
         });
+}
+
+namespace {
+
+result<void> check_note(const operator_note& note, std::string_view action) {
+    if (note.who.empty() || note.why.empty())
+        return error{errc::invalid_argument,
+                     fmt::format("{} is an operator action: say who does it and why", action)};
+    return success();
+}
+
+history_entry operator_entry(std::string event, const operator_note& note,
+                             std::string step = {}) {
+    history_entry e;
+    e.event = std::move(event);
+    e.step = std::move(step);
+    e.detail = note_json(note);
+    return e;
+}
+
+error wrong_state(std::string_view id, const instance_record& rec, std::string_view what,
+                  std::string_view needs) {
+    return error{errc::invalid_state, fmt::format("saga '{}' is {}: {} needs it {}", id,
+                                                  to_string(rec.status), what, needs)};
+}
+
+}  // namespace
+
+result<void> engine_impl::pause(std::string_view id, const operator_note& note) {
+    SAGA_TRY(check_note(note, "pause"));
+    return update_directly(
+        id, "pause", {},
+        [&](instance_record& rec, instance_state&) -> result<std::optional<history_entry>> {
+            if (rec.status == saga_status::paused) return std::optional<history_entry>();
+            rec.status = saga_status::paused;
+            return std::optional<history_entry>(operator_entry("saga_paused", note));
+        });
+}
+
+result<void> engine_impl::resume(std::string_view id, const operator_note& note) {
+    SAGA_TRY(check_note(note, "resume"));
+    return update_directly(
+        id, "resume", {},
+        [&](instance_record& rec, instance_state&) -> result<std::optional<history_entry>> {
+            if (rec.status != saga_status::paused)
+                return wrong_state(id, rec, "resume", "paused");
+            rec.status = saga_status::running;  // the actor works out the real status
+            return std::optional<history_entry>(operator_entry("saga_resumed", note));
+        },
+        true);
+}
+
+result<void> engine_impl::retry(std::string_view id, const operator_note& note) {
+    SAGA_TRY(check_note(note, "retry"));
+    return update_directly(
+        id, "retry", {},
+        [&](instance_record& rec, instance_state& state) -> result<std::optional<history_entry>> {
+            json units = json::array();
+            if (rec.status == saga_status::compensation_failed) {
+                // Compensate the failed units again, with a fresh retry budget.
+                for (auto& [key, u] : state.units) {
+                    if (u.status != step_status::compensation_failed) continue;
+                    u.status = u.uncertain && u.seq == 0 ? step_status::failed
+                                                         : step_status::completed;
+                    u.compensation_attempts = 0;
+                    ++u.compensation_generation;
+                    u.finished_at.reset();
+                    units.push_back(key);
+                }
+                rec.status = saga_status::compensating;
+            } else if (rec.status == saga_status::failed) {
+                // Attempt the failed steps again, with a fresh retry budget.
+                for (auto& [key, u] : state.units) {
+                    if (u.status != step_status::failed) continue;
+                    u.status = u.items ? step_status::running : step_status::pending;
+                    if (!u.items) {
+                        u.attempts = 0;
+                        ++u.forward_generation;
+                    }
+                    u.error.clear();
+                    u.finished_at.reset();
+                    units.push_back(key);
+                }
+                state.forward_failed = false;
+                rec.status = saga_status::running;
+            } else {
+                return wrong_state(id, rec, "retry", "failed or compensation_failed");
+            }
+            state.error.clear();
+            auto e = operator_entry("operator_retry", note);
+            e.detail["steps"] = std::move(units);
+            return std::optional<history_entry>(std::move(e));
+        },
+        true);
+}
+
+result<void> engine_impl::skip_step(std::string_view id, std::string_view step,
+                                    const operator_note& note) {
+    SAGA_TRY(check_note(note, "skip step"));
+    return update_directly(
+        id, "skip step", {},
+        [&](instance_record& rec, instance_state& state) -> result<std::optional<history_entry>> {
+            auto def = find_definition(rec.definition, rec.definition_version);
+            if (!def)
+                return error{errc::definition_not_registered,
+                             fmt::format("saga '{}' needs definition '{}' version {}", id,
+                                         rec.definition, rec.definition_version)};
+            auto n = def->nodes.find(std::string(base_name(step)));
+            if (n == def->nodes.end())
+                return error{errc::not_found,
+                             fmt::format("saga '{}' has no step '{}'", id, step)};
+            if (n->second->kind == node_kind::parallel ||
+                (n->second->kind == node_kind::for_each && !item_index(step)))
+                return error{errc::invalid_argument,
+                             fmt::format("step '{}' of saga '{}' is a group: skip its steps or "
+                                         "items instead",
+                                         step, id)};
+            auto& u = state.units[std::string(step)];
+            const auto before = u.status;
+            std::string event;
+            if (u.status == step_status::compensation_failed) {
+                u.status = step_status::compensated;
+                event = "compensation_skipped";
+                rec.status = saga_status::compensating;
+                state.error.clear();
+            } else if (u.status == step_status::failed || u.status == step_status::retrying ||
+                       u.status == step_status::waiting || u.status == step_status::running ||
+                       u.status == step_status::pending) {
+                if (state.compensating)
+                    return error{errc::invalid_state,
+                                 fmt::format("saga '{}' is compensating: step '{}' cannot be "
+                                             "skipped forward",
+                                             id, step)};
+                u.status = step_status::skipped;
+                event = "step_skipped_by_operator";
+                if (rec.status == saga_status::failed) {
+                    state.forward_failed = false;
+                    state.error.clear();
+                    rec.status = saga_status::running;
+                }
+            } else {
+                return error{errc::invalid_state,
+                             fmt::format("step '{}' of saga '{}' is {}: only a failed, retrying, "
+                                         "waiting, running or pending step, or a failed "
+                                         "compensation, can be skipped",
+                                         step, id, to_string(u.status))};
+            }
+            u.finished_at = clock_->now();
+            auto e = operator_entry(std::move(event), note, std::string(step));
+            e.detail["was"] = to_string(before);
+            return std::optional<history_entry>(std::move(e));
+        },
+        true);
+}
+
+result<std::size_t> engine_impl::release_lock(std::string_view key, const operator_note& note) {
+    SAGA_TRY(check_note(note, "release lock"));
+    if (key.empty()) return error{errc::invalid_argument, "release lock: no correlation key"};
+    list_filter f;
+    f.correlation_key = std::string(key);
+    std::size_t released = 0;
+    for (;;) {
+        SAGA_TRY(auto page, store_->list(f));
+        for (const auto& rec : page) {
+            if (!rec.exclusive || is_terminal(rec.status)) continue;
+            bool changed = false;
+            SAGA_TRY(update_directly(
+                rec.id, "release lock", {},
+                [&](instance_record& r, instance_state&) -> result<std::optional<history_entry>> {
+                    if (!r.exclusive) return std::optional<history_entry>();
+                    r.exclusive = false;
+                    changed = true;
+                    auto e = operator_entry("lock_released", note);
+                    e.detail["correlation_key"] = key;
+                    return std::optional<history_entry>(std::move(e));
+                },
+                true));
+            if (changed) ++released;
+        }
+        if (page.size() < f.limit) break;
+        f.after_id = page.back().id;
+    }
+    return released;
+}
+
+result<std::vector<history_entry>> engine_impl::history_of(std::string_view id) {
+    SAGA_TRY(store_->load(id));
+    return store_->history(id);
 }
 
 // ---- the actor ---------------------------------------------------------------------------------
@@ -435,8 +638,10 @@ void engine_impl::pump(const std::shared_ptr<instance>& inst) {
         }
         process(inst, std::move(batch));
     }
+    // A paused instance stays cached: its armed timers (a retry, a deadline) must still fire
+    // when it is resumed.
     if (!inst->busy && inst->mailbox.empty() && inst->loaded && is_settled(inst->record.status) &&
-        inst->live.empty())
+        inst->record.status != saga_status::paused && inst->live.empty())
         evict(inst);
 }
 
@@ -806,7 +1011,7 @@ void engine_impl::handle_reply(instance& inst, tx& t, const envelope& e) {
     auto& u = it->second;
     // A copy of a message already consumed in this transition (inputs are batched).
     if (std::find(t.inbox.begin(), t.inbox.end(), e.message_id) != t.inbox.end()) return;
-    const bool for_compensation = e.idempotency_key.ends_with("/compensate");
+    const bool for_compensation = is_compensation_key(e.idempotency_key);
     const auto reply_error = [&](const std::string& endpoint) -> std::optional<error> {
         switch (e.status) {
             case reply_status::success: return std::nullopt;
@@ -1242,7 +1447,7 @@ void engine_impl::start_attempt(instance& inst, tx& t, const node& n, const std:
                 return;
             }
             auto e = make_envelope(inst, key, u.attempts, message_kind::command,
-                                   std::move(cmd).value(), fmt::format("{}/{}", inst.id, key));
+                                   std::move(cmd).value(), std::string(ctx.idempotency_key()));
             t.outbox.push_back({inst.id, a.endpoint, false, std::move(e)});
             set_timer(inst, t, fmt::format("timeout|{}|{}", key, u.attempts),
                       t.now + n.timeout.value_or(options_.default_remote_timeout),
@@ -1462,10 +1667,9 @@ void engine_impl::start_compensation(instance& inst, tx& t, const node& n, const
                 compensation_done(inst, t, n, key, cmd.error());
                 return;
             }
-            const auto forward_key = fmt::format("{}/{}", inst.id, key);
             auto e = make_envelope(inst, key, u.compensation_attempts, message_kind::compensation,
-                                   std::move(cmd).value(), forward_key + "/compensate");
-            e.headers["compensates"] = forward_key;
+                                   std::move(cmd).value(), std::string(ctx.idempotency_key()));
+            e.headers["compensates"] = idempotency_key_of(inst, key, false);
             t.outbox.push_back({inst.id, a.endpoint, false, std::move(e)});
             set_timer(inst, t,
                       fmt::format("compensation_timeout|{}|{}", key, u.compensation_attempts),
@@ -1559,11 +1763,25 @@ const json* engine_impl::item_of(const instance& inst, const std::string& key) c
     return &(*it->second.items)[*idx];
 }
 
+std::string engine_impl::idempotency_key_of(const instance& inst, const std::string& key,
+                                           bool compensating) const {
+    // `<saga id>/<step>` and `<saga id>/<step>/compensate`; an operator retry after a permanent
+    // failure (which had no effect) starts a new generation, "~r<n>", so that participants that
+    // recorded the failed answer under the old key carry out the command this time.
+    auto it = inst.state.units.find(key);
+    const std::uint32_t fg = it == inst.state.units.end() ? 0 : it->second.forward_generation;
+    auto k = fg ? fmt::format("{}/{}~r{}", inst.id, key, fg) : fmt::format("{}/{}", inst.id, key);
+    if (!compensating) return k;
+    k += "/compensate";
+    const std::uint32_t cg = it == inst.state.units.end() ? 0 : it->second.compensation_generation;
+    if (cg) k += fmt::format("~r{}", cg);
+    return k;
+}
+
 step_context engine_impl::context(const instance& inst, const std::string& key,
                                   std::uint32_t attempt, bool compensating) const {
-    auto idem = fmt::format("{}/{}", inst.id, key);
-    if (compensating) idem += "/compensate";
-    return step_context(inst.id, key, attempt, std::move(idem), inst.record.correlation_key,
+    return step_context(inst.id, key, attempt, idempotency_key_of(inst, key, compensating),
+                        inst.record.correlation_key,
                         clock_->now(), item_index(key), compensating);
 }
 
@@ -1904,7 +2122,48 @@ result<instance_view> engine::query(std::string_view id) {
 }
 
 result<void> engine::cancel(std::string_view id, std::string_view reason) {
-    return impl_->cancel(id, reason);
+    return impl_->cancel(id, reason, nullptr);
+}
+
+result<void> engine::cancel(std::string_view id, const operator_note& note) {
+    if (note.who.empty() || note.why.empty())
+        return error{errc::invalid_argument,
+                     "cancel is an operator action here: say who does it and why"};
+    return impl_->cancel(id, note.why, &note);
+}
+
+result<void> engine::pause(std::string_view id, const operator_note& note) {
+    return impl_->pause(id, note);
+}
+
+result<void> engine::resume(std::string_view id, const operator_note& note) {
+    return impl_->resume(id, note);
+}
+
+result<void> engine::retry(std::string_view id, const operator_note& note) {
+    return impl_->retry(id, note);
+}
+
+result<void> engine::skip_step(std::string_view id, std::string_view step,
+                               const operator_note& note) {
+    return impl_->skip_step(id, step, note);
+}
+
+result<std::size_t> engine::release_lock(std::string_view correlation_key,
+                                         const operator_note& note) {
+    return impl_->release_lock(correlation_key, note);
+}
+
+result<std::vector<instance_record>> engine::list(const list_filter& filter) {
+    return impl_->list(filter);
+}
+
+result<std::vector<history_entry>> engine::history(std::string_view id) {
+    return impl_->history_of(id);
+}
+
+metrics_registry& engine::metrics() {
+    return impl_->metrics();
 }
 
 result<instance_view> engine::wait(std::string_view id) {

@@ -139,12 +139,24 @@ public:
     result<void> signal(std::string_view id, std::string_view name, json payload,
                         std::string message_id = {});
     result<instance_view> query(std::string_view id);
-    result<void> cancel(std::string_view id, std::string_view reason);
-    /// Changes an instance's state straight in the store (signals, cancel): load, `change`,
-    /// commit with the expected version, retry on conflict; then the actor reloads it.
+    result<void> cancel(std::string_view id, std::string_view reason, const operator_note* note);
+    result<void> pause(std::string_view id, const operator_note& note);
+    result<void> resume(std::string_view id, const operator_note& note);
+    result<void> retry(std::string_view id, const operator_note& note);
+    result<void> skip_step(std::string_view id, std::string_view step, const operator_note& note);
+    result<std::size_t> release_lock(std::string_view key, const operator_note& note);
+    result<std::vector<instance_record>> list(const list_filter& f) { return store_->list(f); }
+    result<std::vector<history_entry>> history_of(std::string_view id);
+    metrics_registry& metrics() { return metrics_; }
+    /// Changes the record's metadata and state; returns the history entry to record, or none
+    /// when there is nothing to change.
+    using direct_change =
+        std::function<result<std::optional<history_entry>>(instance_record&, instance_state&)>;
+    /// Changes an instance straight in the store (signals, cancel, operator actions): load,
+    /// `change`, commit with the expected version, retry on conflict; then the actor reloads
+    /// it. Terminal instances are refused; settled ones too unless `on_settled`.
     result<void> update_directly(std::string_view id, std::string_view what, std::string message_id,
-                                 const std::function<result<std::optional<history_entry>>(
-                                     const instance_record&, instance_state&)>& change);
+                                 const direct_change& change, bool on_settled = false);
     void add_waiter(const std::string& id, std::function<void(result<instance_view>)> fn);
     result<void> schedule(schedule_options options);
     std::vector<blocked_instance> blocked() const;
@@ -214,6 +226,8 @@ private:
     void clear_unit_timers(instance& inst, tx& t, const std::string& key);
     const node* node_of(const instance& inst, std::string_view key) const;
     const json* item_of(const instance& inst, const std::string& key) const;
+    std::string idempotency_key_of(const instance& inst, const std::string& key,
+                                   bool compensating) const;
     step_context context(const instance& inst, const std::string& key, std::uint32_t attempt,
                          bool compensating) const;
     envelope make_envelope(const instance& inst, const std::string& key, std::uint32_t attempt,
@@ -271,6 +285,7 @@ private:
     bool ack_flush_scheduled_ = false;
     void flush_acks();
     std::shared_ptr<lifeline> lifeline_ = std::make_shared<lifeline>();
+    metrics_registry metrics_;
 };
 
 /// Runs `fn(engine)` if the engine behind `l` is still alive.

@@ -23,6 +23,8 @@ nlohmann::json to_json(const instance_state& s) {
         if (u.abandoned) j["ab"] = true;
         if (u.uncertain) j["un"] = true;
         if (!u.error.empty()) j["e"] = u.error;
+        if (u.forward_generation) j["fg"] = u.forward_generation;
+        if (u.compensation_generation) j["cg"] = u.compensation_generation;
         if (u.started_at) j["t0"] = to_ms(*u.started_at);
         if (u.finished_at) j["t1"] = to_ms(*u.finished_at);
         if (u.items) j["items"] = *u.items;
@@ -70,6 +72,8 @@ result<instance_state> instance_state_from_json(const nlohmann::json& j) {
                 us.abandoned = u.value("ab", false);
                 us.uncertain = u.value("un", false);
                 us.error = u.value("e", std::string());
+                us.forward_generation = u.value("fg", std::uint32_t{0});
+                us.compensation_generation = u.value("cg", std::uint32_t{0});
                 if (u.contains("t0")) us.started_at = from_ms(u.at("t0").get<std::int64_t>());
                 if (u.contains("t1")) us.finished_at = from_ms(u.at("t1").get<std::int64_t>());
                 if (u.contains("items"))

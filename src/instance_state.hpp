@@ -27,6 +27,9 @@ struct unit_state {
     bool abandoned = false;
     /// its outcome is unknown (its last attempt timed out): compensate it to be safe
     bool uncertain = false;
+    /// operator retries after a permanent failure: part of the idempotency keys ("~r<n>")
+    std::uint32_t forward_generation = 0;
+    std::uint32_t compensation_generation = 0;
     std::string error;
     std::optional<time_point> started_at;
     std::optional<time_point> finished_at;

@@ -22,6 +22,7 @@
 #include <saga/definition.hpp>
 #include <saga/endpoint_policy.hpp>
 #include <saga/error.hpp>
+#include <saga/metrics.hpp>
 #include <saga/observer.hpp>
 #include <saga/state_store.hpp>
 #include <saga/status.hpp>
@@ -143,6 +144,15 @@ struct instance_view {
     }
 };
 
+/// Who performed an operator action and why. Both are recorded in the instance's history
+/// (`detail.who`, `detail.why`), so every manual intervention can be audited later.
+struct operator_note {
+    /// the operator (user name, service account, ...); required
+    std::string who;
+    /// the reason; required
+    std::string why;
+};
+
 /// The saga engine. Thread-safe; every public call may be made from any thread.
 class engine {
 public:
@@ -191,6 +201,38 @@ public:
     /// `errc::saga_finished` if it is already settled.
     result<void> cancel(std::string_view id, std::string_view reason = {});
 
+    /// Same, as an operator action: `note` is recorded with the request.
+    result<void> cancel(std::string_view id, const operator_note& note);
+
+    // ---- operator actions: each is recorded in the history with `note.who` and `note.why`;
+    // a note without who or why is `errc::invalid_argument`; an unknown id `errc::not_found`.
+
+    /// Holds instance `id`: no new step or compensation starts until `resume`; replies of steps
+    /// already running are still recorded. The status becomes `paused`. Pausing a paused
+    /// instance does nothing; a terminal one is `errc::saga_finished`.
+    result<void> pause(std::string_view id, const operator_note& note);
+    /// Lets a paused instance move again. `errc::invalid_state` unless it is paused.
+    result<void> resume(std::string_view id, const operator_note& note);
+    /// Retries what stopped an instance that waits for an operator: the failed compensation of a
+    /// `compensation_failed` instance (compensation goes on from there, newest first), or the
+    /// failed step of a `failed` instance (it is attempted again with a fresh retry budget).
+    /// `errc::invalid_state` for any other status.
+    result<void> retry(std::string_view id, const operator_note& note);
+    /// Marks step `step` of instance `id` as done without running it, and moves on: a forward
+    /// step that failed, is retrying or is waiting becomes `skipped` (its compensation will not
+    /// run); a compensation that failed becomes `compensated`. `errc::invalid_state` when the
+    /// step is in none of those states, `errc::not_found` for an unknown step.
+    result<void> skip_step(std::string_view id, std::string_view step, const operator_note& note);
+    /// Force-releases the lock on `correlation_key`: every non-terminal exclusive instance
+    /// holding it stops holding it (it keeps running). Returns how many locks were released
+    /// (0 when the key was free).
+    result<std::size_t> release_lock(std::string_view correlation_key, const operator_note& note);
+
+    /// Instances matching `filter` (ordered by id; page with `filter.after_id`).
+    [[nodiscard]] result<std::vector<instance_record>> list(const list_filter& filter);
+    /// The history timeline of instance `id`, oldest first; `errc::not_found` for an unknown id.
+    [[nodiscard]] result<std::vector<history_entry>> history(std::string_view id);
+
     /// Completes with the instance's view once it is settled (see `is_settled`).
     /// Signature: `void(saga::result<saga::instance_view>)`.
     template <class Token>
@@ -223,6 +265,10 @@ public:
     void set_endpoint_policy(const std::string& endpoint, endpoint_policy policy);
     /// The circuit state of `endpoint` (closed when it has no breaker).
     [[nodiscard]] circuit_state endpoint_circuit(const std::string& endpoint);
+    /// The engine's metrics (Prometheus text with `metrics().prometheus_text()`): sagas started
+    /// and ended by definition and status, step durations, retries, compensations, timeouts,
+    /// circuit states, outbox lag, store commit latency and batch size, instances in flight.
+    [[nodiscard]] metrics_registry& metrics();
     /// Adds a lifecycle observer.
     void add_observer(std::shared_ptr<observer> o);
 
