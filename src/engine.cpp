@@ -95,9 +95,6 @@ void index_steps(compiled_definition& c, const std::vector<node>& steps, bool& p
     }
 }
 
-void warn(std::string_view what) {
-    fmt::print(stderr, "saga: {}\n", what);
-}
 
 std::string_view kind_name(const node& n) {
     switch (n.kind) {
@@ -128,6 +125,7 @@ engine_impl::engine_impl(std::shared_ptr<state_store> store, std::shared_ptr<tra
       clock_(options_.clock ? options_.clock : std::make_shared<system_clock>()) {
     if (options_.workers == 0) options_.workers = 1;
     lifeline_->engine = this;
+    init_telemetry();
 }
 
 engine_impl::~engine_impl() {
@@ -316,7 +314,14 @@ result<std::string> engine_impl::start(std::string_view name, json data, start_o
 
     const auto now = clock_->now();
     instance_state state;
-    state.traceparent = options.traceparent;
+    // Continue the caller's trace, or start one whose root is the saga's own span.
+    if (auto tc = trace_context::parse(options.traceparent)) {
+        state.traceparent = tc->traceparent();
+    } else {
+        auto root = trace_context::random();
+        root.span_id = derive_span_id(root.trace_id, "saga|" + options.id);
+        state.traceparent = root.traceparent();
+    }
     transition t;
     t.expected_version = 0;
     t.record.id = options.id;
@@ -348,7 +353,7 @@ result<std::string> engine_impl::start(std::string_view name, json data, start_o
         }
         return r.error();
     }
-    notify(record, entries);
+    notify(record, entries, state);
     post_input(options.id, input{});
     return options.id;
 }
@@ -381,7 +386,7 @@ result<void> engine_impl::update_directly(std::string_view id, std::string_view 
         auto entries = t.history;
         auto r = store_->commit(std::move(t));
         if (r) {
-            notify(record, entries);
+            notify(record, entries, state);
             post_input(record.id, input{});  // the actor reloads and moves on
             return success();
         }
@@ -753,7 +758,7 @@ void engine_impl::commit(const std::shared_ptr<instance>& inst, tx t, std::vecto
     auto p = std::make_shared<pending>();
     const bool observed = has_observers();
     p->next = observed ? tr.record : metadata_of(tr.record);
-    tr.history = observed ? t.history : std::move(t.history);
+    tr.history = t.history;  // kept too: logs, metrics, spans and observers see it once durable
     tr.outbox = t.outbox;  // kept: released after the commit
     tr.timers_set = t.timers_set;
     tr.timers_cleared = t.timers_cleared;
@@ -763,8 +768,12 @@ void engine_impl::commit(const std::shared_ptr<instance>& inst, tx t, std::vecto
 
     inst->busy = true;
     begin_external();
-    store_->async_commit(std::move(tr), [life = lifeline_, inst, p](result<void> r) {
+    const auto began = std::chrono::steady_clock::now();
+    store_->async_commit(std::move(tr), [life = lifeline_, inst, p, began](result<void> r) {
         with_engine(life, [&](engine_impl& self) {
+            self.metrics_->observe(
+                "saga_transition_commit_seconds", {},
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
             asio::post(inst->strand, [&self, inst, p, r = std::move(r)]() mutable {
                 self.on_committed(inst, std::move(r), std::move(p->next), std::move(p->t),
                                   std::move(p->batch));
@@ -821,7 +830,7 @@ void engine_impl::on_committed(const std::shared_ptr<instance>& inst, result<voi
     ack_all(batch);
     schedule_wake(inst, t);
     if (t.need_continue) inst->mailbox.push_back(input{input::kind::wake});
-    if (!t.history.empty()) notify(next, t.history);
+    if (!t.history.empty()) notify(next, t.history, inst->state);
     inst->record = metadata_of(std::move(next));
     if (is_settled(inst->record.status) && has_waiters(inst->id)) {
         auto view_record = inst->record;
@@ -862,14 +871,16 @@ void engine_impl::arm(const std::shared_ptr<instance>& inst, const timer_record&
         });
 }
 
-void engine_impl::release(outbox_record rec, std::uint32_t tries) {
+void engine_impl::release(outbox_record rec, std::uint32_t tries,
+                          std::chrono::steady_clock::time_point since) {
     auto destination = rec.destination;
     auto message = rec.message;
     const bool topic = rec.topic;
     begin_external();
-    auto done = [life = lifeline_, rec = std::move(rec), tries](result<void> r) mutable {
+    if (tries == 0) ++outbox_in_flight_;
+    auto done = [life = lifeline_, rec = std::move(rec), tries, since](result<void> r) mutable {
         with_engine(life, [&](engine_impl& self) {
-            self.released(std::move(rec), tries, std::move(r));
+            self.released(std::move(rec), tries, since, std::move(r));
             self.end_external();
         });
     };
@@ -905,8 +916,13 @@ void engine_impl::end_external() {
     if (--external_ == 0) external_work_.reset();
 }
 
-void engine_impl::released(outbox_record rec, std::uint32_t tries, result<void> r) {
+void engine_impl::released(outbox_record rec, std::uint32_t tries,
+                           std::chrono::steady_clock::time_point since, result<void> r) {
     if (r) {
+        --outbox_in_flight_;
+        metrics_->observe(
+            "saga_outbox_lag_seconds", {},
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count());
         // Acknowledged in batches: one store call for all the messages released meanwhile. An ack
         // lost to a crash only means the message is sent again on recovery.
         std::lock_guard lock(acks_mutex_);
@@ -926,8 +942,9 @@ void engine_impl::released(outbox_record rec, std::uint32_t tries, result<void> 
         warn(fmt::format("sending message {} to '{}' failed (will retry): {}",
                          rec.message.message_id, rec.destination, r.error().what()));
     auto p = std::make_shared<outbox_record>(std::move(rec));
-    clock_->call_at(clock_->now() + delay, [life = lifeline_, p, tries] {
-        with_engine(life, [&](engine_impl& self) { self.release(std::move(*p), tries + 1); });
+    clock_->call_at(clock_->now() + delay, [life = lifeline_, p, tries, since] {
+        with_engine(life,
+                    [&](engine_impl& self) { self.release(std::move(*p), tries + 1, since); });
     });
 }
 
@@ -1798,7 +1815,7 @@ envelope engine_impl::make_envelope(const instance& inst, const std::string& key
     e.idempotency_key = std::move(idempotency_key);
     e.reply_to = options_.endpoint;
     e.correlation_id = inst.record.correlation_key;
-    e.traceparent = inst.state.traceparent;
+    e.traceparent = step_traceparent(inst, key, kind == message_kind::compensation);
     e.payload = std::move(cmd.payload);
     return e;
 }
@@ -1818,7 +1835,9 @@ bool engine_impl::has_observers() const {
     return !observers_.empty();
 }
 
-void engine_impl::notify(const instance_record& record, std::span<const history_entry> entries) {
+void engine_impl::notify(const instance_record& record, std::span<const history_entry> entries,
+                         const instance_state& state) {
+    telemetry(record, entries, state);
     std::vector<std::shared_ptr<observer>> observers;
     {
         std::lock_guard lock(mutex_);

@@ -147,7 +147,7 @@ public:
     result<std::size_t> release_lock(std::string_view key, const operator_note& note);
     result<std::vector<instance_record>> list(const list_filter& f) { return store_->list(f); }
     result<std::vector<history_entry>> history_of(std::string_view id);
-    metrics_registry& metrics() { return metrics_; }
+    metrics_registry& metrics() { return *metrics_; }
     /// Changes the record's metadata and state; returns the history entry to record, or none
     /// when there is nothing to change.
     using direct_change =
@@ -238,9 +238,12 @@ private:
     bool is_live(const instance& inst, const tx& t, const std::string& key) const;
     void launch_async(const std::shared_ptr<instance>& inst, const launch& l);
     void arm(const std::shared_ptr<instance>& inst, const timer_record& t);
-    void release(outbox_record rec, std::uint32_t tries);
-    void released(outbox_record rec, std::uint32_t tries, result<void> r);
-    void notify(const instance_record& record, std::span<const history_entry> entries);
+    void release(outbox_record rec, std::uint32_t tries,
+                 std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now());
+    void released(outbox_record rec, std::uint32_t tries, std::chrono::steady_clock::time_point since,
+                  result<void> r);
+    void notify(const instance_record& record, std::span<const history_entry> entries,
+                const instance_state& state);
     void settle_waiters(const std::string& id, const result<instance_view>& view);
     bool has_waiters(const std::string& id) const;
     instance_view make_view(const instance_record& record, const instance_state& state) const;
@@ -285,7 +288,21 @@ private:
     bool ack_flush_scheduled_ = false;
     void flush_acks();
     std::shared_ptr<lifeline> lifeline_ = std::make_shared<lifeline>();
-    metrics_registry metrics_;
+
+    // telemetry (src/telemetry.cpp): every committed history entry feeds logs, metrics, spans
+    std::shared_ptr<metrics_registry> metrics_;
+    std::shared_ptr<log_sink> log_;
+    std::mutex trace_mutex_;
+    std::unordered_map<std::string, time_point> compensation_clock_;  // saga id -> last boundary
+    std::atomic<std::int64_t> outbox_in_flight_{0};
+    void init_telemetry();
+    void telemetry(const instance_record& record, std::span<const history_entry> entries,
+                   const instance_state& state);
+    void trace(const instance_record& record, const history_entry& e, const instance_state& state);
+    /// The span a step (or its compensation) runs in, as a traceparent for its envelopes.
+    std::string step_traceparent(const instance& inst, const std::string& key,
+                                 bool compensating) const;
+    void warn(std::string_view what) const;
 };
 
 /// Runs `fn(engine)` if the engine behind `l` is still alive.

@@ -22,10 +22,12 @@
 #include <saga/definition.hpp>
 #include <saga/endpoint_policy.hpp>
 #include <saga/error.hpp>
+#include <saga/log.hpp>
 #include <saga/metrics.hpp>
 #include <saga/observer.hpp>
 #include <saga/state_store.hpp>
 #include <saga/status.hpp>
+#include <saga/tracing.hpp>
 #include <saga/transport.hpp>
 
 namespace saga {
@@ -48,6 +50,16 @@ struct engine_options {
     consumer_options consumer;
     /// seed of backoff jitter (runs with the same seed and inputs back off the same way)
     std::uint64_t seed = 0;
+    /// where structured log lines go (one per history event at or above `log_level`, and the
+    /// engine's own warnings); default: JSON lines on stderr
+    std::shared_ptr<saga::log_sink> log_sink;
+    /// the least important level written: `warn` (the default) logs failures only, `info`
+    /// every step outcome, `debug` every history event
+    saga::log_level log_level = saga::log_level::warn;
+    /// receives the finished saga, step and compensation spans; default: none
+    std::shared_ptr<saga::span_exporter> span_exporter;
+    /// the registry metrics go to (several engines may share one); default: the engine's own
+    std::shared_ptr<metrics_registry> metrics;
 };
 
 /// Options of one start.

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -16,6 +17,7 @@
 #include <saga/clock.hpp>
 #include <saga/envelope.hpp>
 #include <saga/error.hpp>
+#include <saga/metrics.hpp>
 #include <saga/status.hpp>
 
 namespace saga {
@@ -149,6 +151,10 @@ public:
     /// Whether `message_id` was consumed by a transition of `saga_id`.
     [[nodiscard]] virtual result<bool> inbox_contains(std::string_view saga_id,
                                                       std::string_view message_id) = 0;
+
+    /// Gives the store a registry for its own metrics (commit latency, batch size). Called by
+    /// the engine when it opens; the default records nothing.
+    virtual void set_metrics(std::shared_ptr<metrics_registry> metrics) { (void)metrics; }
 
     /// Commits and waits for the outcome (convenience over `async_commit`).
     [[nodiscard]] result<void> commit(transition t);

@@ -646,6 +646,8 @@ struct sqlite_store::impl {
     std::atomic<std::uint64_t> batches{0};
     std::atomic<std::uint64_t> largest_batch{0};
     std::atomic<std::uint64_t> failed_batches{0};
+    std::mutex metrics_mutex;
+    std::shared_ptr<metrics_registry> metrics;
 
     ~impl() {
         // statements before their connection
@@ -759,6 +761,7 @@ bool sqlite_store::impl::recover_savepoint() noexcept {
 
 void sqlite_store::impl::run_batch(std::vector<work_item>& batch) {
     const std::size_t n = batch.size();
+    const auto began = std::chrono::steady_clock::now();
     std::vector<std::optional<error>> failures(n);
     std::optional<error> batch_error;
 
@@ -822,6 +825,14 @@ void sqlite_store::impl::run_batch(std::vector<work_item>& batch) {
     }
     commits.fetch_add(committed, std::memory_order_relaxed);
     batches.fetch_add(1, std::memory_order_relaxed);
+    if (auto m = [&] {
+            std::lock_guard lock(metrics_mutex);
+            return metrics;
+        }()) {
+        m->observe("saga_store_batch_size", {}, static_cast<double>(n));
+        m->observe("saga_store_batch_seconds", {},
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
+    }
     if (batch_error) {
         failed_batches.fetch_add(1, std::memory_order_relaxed);
     }
@@ -1292,5 +1303,17 @@ connection_settings store_access::settings(const sqlite_store& store) {
 }
 
 }  // namespace detail
+
+void sqlite_store::set_metrics(std::shared_ptr<metrics_registry> metrics) {
+    if (metrics) {
+        metrics->describe("saga_store_batch_size", metric_type::histogram,
+                          "Transitions per store transaction (group commit)",
+                          {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024});
+        metrics->describe("saga_store_batch_seconds", metric_type::histogram,
+                          "Time to write and sync one store transaction");
+    }
+    std::lock_guard lock(impl_->metrics_mutex);
+    impl_->metrics = std::move(metrics);
+}
 
 }  // namespace saga::sqlite

@@ -109,6 +109,8 @@ public:
     [[nodiscard]] result<std::vector<outbox_record>> pending_outbox(std::size_t limit) override;
     /// Goes through the writer queue (so it shares transactions with commits) and waits.
     [[nodiscard]] result<void> ack_outbox(std::span<const std::string> message_ids) override;
+    /// Records `saga_store_batch_size` and `saga_store_batch_seconds` (one fsync each) per batch.
+    void set_metrics(std::shared_ptr<metrics_registry> metrics) override;
     [[nodiscard]] result<bool> inbox_contains(std::string_view saga_id,
                                               std::string_view message_id) override;
 

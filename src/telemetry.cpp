@@ -1,0 +1,269 @@
+// Telemetry: every committed history entry is one source for logs, metrics and spans, so the
+// three always agree with the durable history (docs/operations.md lists what each carries).
+
+#include <fmt/format.h>
+
+#include "engine_impl.hpp"
+
+namespace saga::detail {
+
+namespace {
+
+std::string_view base_of(std::string_view key) {
+    auto pos = key.find('[');
+    return pos == std::string_view::npos ? key : key.substr(0, pos);
+}
+
+/// The level a history event is logged at.
+log_level level_of(std::string_view event) {
+    if (event == "saga_failed" || event == "saga_compensation_failed" ||
+        event == "compensation_failed")
+        return log_level::error;
+    if (event == "step_failed" || event == "step_timed_out" ||
+        event == "compensation_attempt_failed" || event == "forward_failed" ||
+        event == "compensation_started" || event == "wait_deadline_passed" ||
+        event == "saga_paused" || event == "operator_retry" ||
+        event == "step_skipped_by_operator" || event == "compensation_skipped" ||
+        event == "lock_released" || event == "cancel_requested")
+        return log_level::warn;
+    if (event == "saga_started" || event == "saga_completed" || event == "saga_compensated" ||
+        event == "saga_cancelled" || event == "step_completed" || event == "step_compensated" ||
+        event == "retry_scheduled" || event == "signal_received" || event == "saga_resumed" ||
+        event == "pivot_passed")
+        return log_level::info;
+    return log_level::debug;
+}
+
+/// The terminal (or operator-waiting) status a saga-level event ends in, if it is one.
+std::optional<saga_status> ending_of(std::string_view event) {
+    if (event == "saga_completed") return saga_status::completed;
+    if (event == "saga_compensated") return saga_status::compensated;
+    if (event == "saga_cancelled") return saga_status::cancelled;
+    if (event == "saga_failed") return saga_status::failed;
+    if (event == "saga_compensation_failed") return saga_status::compensation_failed;
+    return std::nullopt;
+}
+
+template <class D>
+double seconds(D d) {
+    return std::chrono::duration<double>(d).count();
+}
+
+}  // namespace
+
+void engine_impl::init_telemetry() {
+    metrics_ = options_.metrics ? options_.metrics : std::make_shared<metrics_registry>();
+    log_ = options_.log_sink ? options_.log_sink : std::make_shared<json_lines_sink>(stderr);
+    auto& m = *metrics_;
+    m.describe("saga_instances_started_total", metric_type::counter,
+               "Saga instances started, by definition");
+    m.describe("saga_instances_ended_total", metric_type::counter,
+               "Saga instances that ended (completed, compensated, cancelled) or stopped for an "
+               "operator (failed, compensation_failed), by definition and status");
+    m.describe("saga_step_duration_seconds", metric_type::histogram,
+               "Time from a step's first attempt to its outcome, by definition, step and outcome");
+    m.describe("saga_step_retries_total", metric_type::counter,
+               "Step attempts scheduled again after a transient failure");
+    m.describe("saga_step_timeouts_total", metric_type::counter, "Step attempts that timed out");
+    m.describe("saga_compensations_total", metric_type::counter,
+               "Compensations by definition, step and outcome (compensated, failed)");
+    m.describe("saga_operator_actions_total", metric_type::counter,
+               "Operator actions recorded in sagas' histories, by action");
+    m.describe("saga_transition_commit_seconds", metric_type::histogram,
+               "Time from handing a transition to the store until it is durable");
+    m.describe("saga_outbox_lag_seconds", metric_type::histogram,
+               "Time from a message's transition being durable until the transport accepted it");
+    m.gauge_callback("saga_instances_in_flight", "Saga instances cached and not settled",
+                     [life = lifeline_] {
+                         std::vector<std::pair<metric_labels, double>> out;
+                         with_engine(life, [&](engine_impl& self) {
+                             out.push_back(
+                                 {{}, static_cast<double>(self.active_instances())});
+                         });
+                         return out;
+                     });
+    m.gauge_callback("saga_outbox_unreleased",
+                     "Messages durable in the outbox and not yet accepted by the transport",
+                     [life = lifeline_] {
+                         std::vector<std::pair<metric_labels, double>> out;
+                         with_engine(life, [&](engine_impl& self) {
+                             out.push_back({{}, static_cast<double>(self.outbox_in_flight_.load())});
+                         });
+                         return out;
+                     });
+    m.gauge_callback("saga_circuit_state",
+                     "Circuit breaker state by endpoint: 0 closed, 1 half open, 2 open",
+                     [life = lifeline_] {
+                         std::vector<std::pair<metric_labels, double>> out;
+                         with_engine(life, [&](engine_impl& self) {
+                             std::vector<std::string> names;
+                             {
+                                 std::lock_guard lock(self.mutex_);
+                                 for (const auto& [name, rt] : self.endpoints_)
+                                     names.push_back(name);
+                             }
+                             for (const auto& name : names) {
+                                 const auto st = self.endpoint_circuit(name);
+                                 out.push_back({{{"endpoint", name}},
+                                                st == circuit_state::closed      ? 0.0
+                                                : st == circuit_state::half_open ? 1.0
+                                                                                 : 2.0});
+                             }
+                         });
+                         return out;
+                     });
+    if (store_) store_->set_metrics(metrics_);
+}
+
+void engine_impl::warn(std::string_view what) const {
+    if (options_.log_level > log_level::warn) return;
+    log_record r;
+    r.at = clock_->now();
+    r.level = log_level::warn;
+    r.message = std::string(what);
+    try {
+        log_->write(r);
+    } catch (...) {
+    }
+}
+
+void engine_impl::telemetry(const instance_record& record, std::span<const history_entry> entries,
+                            const instance_state& state) {
+    const auto trace_id = [&] {
+        auto tc = trace_context::parse(state.traceparent);
+        return tc ? tc->trace_id : std::string();
+    }();
+    for (const auto& e : entries) {
+        // metrics
+        const std::string step(base_of(e.step));
+        if (e.event == "saga_started") {
+            metrics_->add("saga_instances_started_total", {{"definition", record.definition}});
+        } else if (auto ended = ending_of(e.event)) {
+            metrics_->add("saga_instances_ended_total",
+                          {{"definition", record.definition}, {"status", std::string(to_string(*ended))}});
+        } else if (e.event == "step_completed" || e.event == "step_failed") {
+            auto u = state.units.find(e.step);
+            if (u != state.units.end() && u->second.started_at)
+                metrics_->observe("saga_step_duration_seconds",
+                                  {{"definition", record.definition},
+                                   {"step", step},
+                                   {"outcome", e.event == "step_completed" ? "completed" : "failed"}},
+                                  seconds(e.at - *u->second.started_at));
+        } else if (e.event == "retry_scheduled") {
+            metrics_->add("saga_step_retries_total",
+                          {{"definition", record.definition}, {"step", step}});
+        } else if (e.event == "step_timed_out") {
+            metrics_->add("saga_step_timeouts_total",
+                          {{"definition", record.definition}, {"step", step}});
+        } else if (e.event == "step_compensated" || e.event == "compensation_failed") {
+            metrics_->add("saga_compensations_total",
+                          {{"definition", record.definition},
+                           {"step", step},
+                           {"outcome", e.event == "step_compensated" ? "compensated" : "failed"}});
+        }
+        if (e.detail.is_object() && e.detail.contains("who"))
+            metrics_->add("saga_operator_actions_total", {{"action", e.event}});
+
+        // logs
+        const auto level = level_of(e.event);
+        if (level >= options_.log_level) {
+            log_record r;
+            r.at = e.at;
+            r.level = level;
+            r.message = e.event;
+            r.saga_id = record.id;
+            r.definition = record.definition;
+            r.definition_version = record.definition_version;
+            r.step = e.step;
+            r.attempt = e.attempt;
+            r.correlation_id = record.correlation_key;
+            r.trace_id = trace_id;
+            if (e.detail.is_object()) r.fields = e.detail;
+            try {
+                log_->write(r);
+            } catch (...) {
+            }
+        }
+
+        // spans
+        if (options_.span_exporter) trace(record, e, state);
+    }
+}
+
+std::string engine_impl::step_traceparent(const instance& inst, const std::string& key,
+                                          bool compensating) const {
+    auto tc = trace_context::parse(inst.state.traceparent);
+    if (!tc) return inst.state.traceparent;
+    tc->span_id = derive_span_id(
+        tc->trace_id, fmt::format("{}|{}|{}", inst.id, key, compensating ? "compensate" : "step"));
+    return tc->traceparent();
+}
+
+void engine_impl::trace(const instance_record& record, const history_entry& e,
+                        const instance_state& state) {
+    auto tc = trace_context::parse(state.traceparent);
+    if (!tc) return;
+    const auto saga_span = derive_span_id(tc->trace_id, "saga|" + record.id);
+    span s;
+    s.trace_id = tc->trace_id;
+    s.attributes = {{"saga.id", record.id},
+                    {"saga.definition", record.definition},
+                    {"saga.definition_version", record.definition_version}};
+    if (!record.correlation_key.empty()) s.attributes["saga.correlation_key"] = record.correlation_key;
+    const auto unit = state.units.find(e.step);
+    if (e.event == "compensation_started" || e.event == "saga_started") {
+        std::lock_guard lock(trace_mutex_);
+        compensation_clock_[record.id] = e.at;
+        return;
+    }
+    if (e.event == "step_completed" || e.event == "step_failed") {
+        s.span_id = derive_span_id(tc->trace_id, fmt::format("{}|{}|step", record.id, e.step));
+        s.parent_span_id = saga_span;
+        s.name = "step " + e.step;
+        s.kind = "step";
+        s.start = unit != state.units.end() && unit->second.started_at ? *unit->second.started_at
+                                                                        : e.at;
+        s.end = e.at;
+        s.ok = e.event == "step_completed";
+        if (!s.ok) s.status_message = e.detail.value("error", std::string());
+        s.attributes["saga.step"] = e.step;
+        s.attributes["saga.attempts"] = e.attempt;
+    } else if (e.event == "step_compensated" || e.event == "compensation_failed") {
+        s.span_id = derive_span_id(tc->trace_id, fmt::format("{}|{}|compensate", record.id, e.step));
+        s.parent_span_id = saga_span;
+        s.name = "compensate " + e.step;
+        s.kind = "compensation";
+        {
+            // Compensations run one at a time: each starts where the previous one ended.
+            std::lock_guard lock(trace_mutex_);
+            auto& boundary = compensation_clock_[record.id];
+            s.start = boundary == time_point{} ? e.at : boundary;
+            boundary = e.at;
+        }
+        s.end = e.at;
+        s.ok = e.event == "step_compensated";
+        if (!s.ok) s.status_message = e.detail.value("error", std::string());
+        s.attributes["saga.step"] = e.step;
+        s.attributes["saga.attempts"] = e.attempt;
+    } else if (auto ended = ending_of(e.event)) {
+        s.span_id = saga_span;
+        if (tc->span_id != saga_span) s.parent_span_id = tc->span_id;  // the caller's span
+        s.name = "saga " + record.definition;
+        s.kind = "saga";
+        s.start = record.created_at;
+        s.end = e.at;
+        s.ok = *ended == saga_status::completed;
+        if (!s.ok) s.status_message = fmt::format("{}: {}", to_string(*ended), state.error);
+        s.attributes["saga.status"] = std::string(to_string(*ended));
+        std::lock_guard lock(trace_mutex_);
+        compensation_clock_.erase(record.id);
+    } else {
+        return;
+    }
+    try {
+        options_.span_exporter->export_span(s);
+    } catch (...) {
+    }
+}
+
+}  // namespace saga::detail
