@@ -75,6 +75,12 @@ endif()
 if(TARGET saga_sqlite)
   saga_install_component(sqlite TARGET saga_sqlite DEPENDENCIES "SQLiteCpp CONFIG")
 endif()
+if(TARGET saga_sqs)
+  saga_install_component(sqs TARGET saga_sqs DEPENDENCIES "OpenSSL")
+endif()
+if(TARGET saga_admin)
+  saga_install_component(admin TARGET saga_admin DEPENDENCIES "fmt CONFIG")
+endif()
 
 configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/sagaConfig.cmake.in
   ${PROJECT_BINARY_DIR}/sagaConfig.cmake
