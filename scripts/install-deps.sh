@@ -21,6 +21,7 @@ PACKAGES=(
     sqlite3
     catch2
     libssl-dev
+    chromium
 )
 
 for pkg in "${PACKAGES[@]}"; do
