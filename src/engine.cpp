@@ -2064,14 +2064,36 @@ result<void> engine_impl::open() {
 }
 
 result<void> engine_impl::run() {
+    // A stop() that came before run() got going (say, from the thread that started it) is not
+    // lost: run() returns at once instead of blocking for ever.
+    auto stopped_early = [this] {
+        std::lock_guard lock(run_mutex_);
+        return std::exchange(stop_pending_, false);
+    };
+    if (stopped_early()) return success();
     SAGA_TRY(open());
-    stopping_ = false;
-    ctx_.restart();
-    work_.emplace(ctx_.get_executor());
+    {
+        std::lock_guard lock(run_mutex_);
+        if (!std::exchange(stop_pending_, false)) {
+            stopping_ = false;
+            ctx_.restart();
+            work_.emplace(ctx_.get_executor());
+            running_ = true;
+        } else {
+            running_ = false;
+        }
+    }
+    if (!running_) {
+        close_consumer();
+        return success();
+    }
     std::vector<std::thread> threads;
     for (std::size_t i = 1; i < options_.workers; ++i) threads.emplace_back([this] { ctx_.run(); });
     ctx_.run();
     for (auto& th : threads) th.join();
+    std::lock_guard lock(run_mutex_);
+    running_ = false;
+    stop_pending_ = false;
     return success();
 }
 
@@ -2097,8 +2119,7 @@ result<void> engine_impl::run_until_settled(duration limit) {
     return success();
 }
 
-void engine_impl::stop() {
-    stopping_ = true;
+void engine_impl::close_consumer() {
     std::unique_ptr<subscription> sub;
     {
         std::lock_guard lock(open_mutex_);
@@ -2106,7 +2127,16 @@ void engine_impl::stop() {
         opened_ = false;
     }
     if (sub) sub->stop();
-    work_.reset();
+}
+
+void engine_impl::stop() {
+    stopping_ = true;
+    close_consumer();
+    {
+        std::lock_guard lock(run_mutex_);
+        if (!running_) stop_pending_ = true;
+        work_.reset();
+    }
     ctx_.stop();
 }
 

@@ -272,6 +272,10 @@ private:
 
     std::mutex open_mutex_;
     bool opened_ = false;
+    void close_consumer();
+    std::mutex run_mutex_;  // guards running_, stop_pending_, work_ between run() and stop()
+    bool running_ = false;
+    bool stop_pending_ = false;
     std::atomic<bool> stopping_{false};
     std::unique_ptr<subscription> subscription_;
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;

@@ -2,6 +2,9 @@
 // step, skipping a step, force-releasing a correlation-key lock — each recorded with who and why.
 #include "trip_saga.hpp"
 
+#include <future>
+#include <thread>
+
 using namespace saga;
 using namespace saga::test;
 
@@ -229,4 +232,44 @@ TEST_CASE("list filters instances and history of an unknown id is not_found",
     auto h = w.eng->history(ok.value());
     REQUIRE(h);
     CHECK(h.value().front().event == "saga_started");
+}
+
+TEST_CASE("stop() called before run() has started is not lost", "[engine][lifecycle]") {
+    auto store = std::make_shared<inmemory::memory_store>();
+    auto clock = std::make_shared<system_clock>();
+    auto transport = std::make_shared<inmemory::memory_transport>(clock);
+    SECTION("on the same thread") {
+        engine eng(store, transport, {.clock = clock});
+        eng.stop();
+        CHECK(eng.run());  // returns at once
+    }
+    SECTION("from the thread that starts run()") {
+        for (int i = 0; i < 20; ++i) {
+            engine eng(store, transport, {.clock = clock});
+            std::thread runner([&] { CHECK(eng.run()); });
+            eng.stop();
+            runner.join();  // would hang if the stop were lost
+        }
+    }
+    SECTION("run() after a stop that ended an earlier run() runs again") {
+        engine eng(store, transport, {.clock = clock});
+        std::thread runner([&] { CHECK(eng.run()); });
+        while (true) {
+            auto done = std::make_shared<std::promise<void>>();
+            boost::asio::post(eng.get_executor(), [done] { done->set_value(); });
+            if (done->get_future().wait_for(std::chrono::milliseconds{50}) ==
+                std::future_status::ready)
+                break;
+        }
+        eng.stop();
+        runner.join();
+        std::atomic<bool> ran{false};
+        std::thread again([&] { CHECK(eng.run()); });
+        boost::asio::post(eng.get_executor(), [&] {
+            ran = true;
+            eng.stop();
+        });
+        again.join();
+        CHECK(ran);
+    }
 }
