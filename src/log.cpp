@@ -3,6 +3,9 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
+#include <cerrno>
+#include <cstring>
+
 namespace saga {
 
 std::string_view to_string(log_level l) noexcept {
@@ -43,6 +46,20 @@ std::string to_json_line(const log_record& r) {
         for (const auto& [k, v] : r.fields.items())
             if (!j.contains(k)) j[k] = v;
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+result<std::shared_ptr<json_lines_sink>> json_lines_sink::open(const std::filesystem::path& path) {
+    std::FILE* f = std::fopen(path.c_str(), "a");
+    if (!f)
+        return error{errc::invalid_argument,
+                     fmt::format("cannot open log file '{}': {}", path.string(), std::strerror(errno))};
+    auto sink = std::make_shared<json_lines_sink>(f);
+    sink->owned_ = true;
+    return sink;
+}
+
+json_lines_sink::~json_lines_sink() {
+    if (owned_ && out_) std::fclose(out_);
 }
 
 void json_lines_sink::write(const log_record& r) {

@@ -50,13 +50,21 @@ saga::result<std::unique_ptr<runtime>> runtime::open(runtime_options options) {
     if (!store) return store.error();
     rt->store_ = store.value();
     SAGA_TRY(rt->transport_, make_transport(rt->options_.transport, rt->clock_, rt->options_.sim));
+    // The engine's structured log goes to a file beside the store (every step outcome, at info),
+    // so the terminal shows the demo's progress and `tail -f` shows the engine's view.
+    auto log_path = rt->options_.paths.store;
+    log_path += ".log";
+    auto log = saga::json_lines_sink::open(log_path);
+    if (!log) return log.error();
     rt->engine_ = std::make_unique<saga::engine>(
         rt->store_, rt->transport_,
         saga::engine_options{.workers = rt->options_.workers,
                              .endpoint = std::string(endpoints::orchestrator),
                              .clock = rt->clock_,
                              .default_remote_timeout = std::chrono::seconds{2},
-                             .seed = rt->options_.sim.seed});
+                             .seed = rt->options_.sim.seed,
+                             .log_sink = log.value(),
+                             .log_level = saga::log_level::info});
     SAGA_TRY(register_sagas(*rt->engine_, rt->options_.sim));
     if (!transport_is_shared(rt->options_.transport)) {
         try {

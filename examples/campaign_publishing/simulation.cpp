@@ -82,7 +82,7 @@ std::vector<std::filesystem::path> data_paths::all_files() const {
     for (auto n : all_networks) bases.push_back(service(endpoints::network(n)));
     std::vector<std::filesystem::path> out;
     for (const auto& b : bases)
-        for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+        for (const char* suffix : {"", "-wal", "-shm", "-journal", ".log"}) {
             auto f = b;
             f += suffix;
             out.push_back(std::move(f));

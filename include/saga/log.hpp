@@ -17,12 +17,15 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include <saga/clock.hpp>
+#include <saga/error.hpp>
 
 namespace saga {
 
@@ -67,11 +70,20 @@ public:
 /// Writes JSON lines to a C stream (stderr by default), one `fwrite` per line under a mutex.
 class json_lines_sink final : public log_sink {
 public:
+    /// Writes to `out`, which stays the caller's (it must outlive the sink).
     explicit json_lines_sink(std::FILE* out = stderr) : out_(out) {}
+    /// Appends to the file `path` (created if missing), which the sink owns; `errc::invalid_argument`
+    /// naming the file and the reason when it cannot be opened.
+    [[nodiscard]] static result<std::shared_ptr<json_lines_sink>> open(
+        const std::filesystem::path& path);
+    ~json_lines_sink() override;
+    json_lines_sink(const json_lines_sink&) = delete;
+    json_lines_sink& operator=(const json_lines_sink&) = delete;
     void write(const log_record& r) override;
 
 private:
     std::FILE* out_;
+    bool owned_ = false;
     std::mutex mutex_;
 };
 
