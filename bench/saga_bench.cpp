@@ -314,6 +314,11 @@ std::filesystem::path fresh_db_path() {
 }
 
 void remove_db(const std::filesystem::path& p) {
+    // SAGA_BENCH_KEEP_DB=1 keeps the files (to inspect the rows a saga writes; see README)
+    if (const char* keep = std::getenv("SAGA_BENCH_KEEP_DB"); keep && *keep && *keep != '0') {
+        std::fprintf(stderr, "kept %s\n", p.c_str());
+        return;
+    }
     std::error_code ec;
     for (const char* suffix : {"", "-wal", "-shm", "-journal"})
         std::filesystem::remove(p.string() + suffix, ec);

@@ -1,5 +1,6 @@
 #include <saga/clock.hpp>
 
+#include <unordered_map>
 #include <vector>
 
 namespace saga {
@@ -9,9 +10,12 @@ namespace saga {
 // The wake-up thread shares this with the clock, so that the clock may even be destroyed from a
 // callback running on that thread (the thread is then detached and finishes on its own).
 struct system_clock::shared {
+    using calls_map = std::multimap<time_point, std::pair<timer_id, std::function<void()>>>;
     std::mutex mutex;
     std::condition_variable cv;
-    std::multimap<time_point, std::pair<timer_id, std::function<void()>>> calls;
+    calls_map calls;
+    /// where each pending call sits in `calls`: `cancel` is O(1), not a walk of every timer
+    std::unordered_map<timer_id, calls_map::iterator> index;
     timer_id next_id = 1;
     bool stopping = false;
 };
@@ -25,6 +29,7 @@ system_clock::~system_clock() {
         std::lock_guard lock(shared_->mutex);
         shared_->stopping = true;
         shared_->calls.clear();
+        shared_->index.clear();
     }
     shared_->cv.notify_all();
     if (thread_.get_id() == std::this_thread::get_id()) {
@@ -42,7 +47,13 @@ clock::timer_id system_clock::call_at(time_point at, std::function<void()> fn) {
     std::lock_guard lock(shared_->mutex);
     const auto id = shared_->next_id++;
     const bool earliest = shared_->calls.empty() || at < shared_->calls.begin()->first;
-    shared_->calls.emplace(at, std::pair{id, std::move(fn)});
+    auto it = shared_->calls.emplace(at, std::pair{id, std::move(fn)});
+    try {
+        shared_->index.emplace(id, it);
+    } catch (...) {
+        shared_->calls.erase(it);
+        throw;
+    }
     if (earliest) shared_->cv.notify_all();
     return id;
 }
@@ -50,12 +61,11 @@ clock::timer_id system_clock::call_at(time_point at, std::function<void()> fn) {
 void system_clock::cancel(timer_id id) {
     std::function<void()> dropped;  // destroyed outside the lock
     std::lock_guard lock(shared_->mutex);
-    for (auto it = shared_->calls.begin(); it != shared_->calls.end(); ++it)
-        if (it->second.first == id) {
-            dropped = std::move(it->second.second);
-            shared_->calls.erase(it);
-            return;
-        }
+    const auto found = shared_->index.find(id);
+    if (found == shared_->index.end()) return;  // ran already, or never was
+    dropped = std::move(found->second->second.second);
+    shared_->calls.erase(found->second);
+    shared_->index.erase(found);
 }
 
 void system_clock::loop(const std::shared_ptr<shared>& s) {
@@ -71,6 +81,7 @@ void system_clock::loop(const std::shared_ptr<shared>& s) {
             continue;
         }
         auto fn = std::move(s->calls.begin()->second.second);
+        s->index.erase(s->calls.begin()->second.first);
         s->calls.erase(s->calls.begin());
         lock.unlock();
         fn();

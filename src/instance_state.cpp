@@ -15,35 +15,51 @@ time_point from_ms(std::int64_t ms) {
 }  // namespace
 
 nlohmann::json to_json(const instance_state& s) {
-    nlohmann::json units = nlohmann::json::object();
+    // Built once per commit: the objects are filled in key order with end hints (no searches),
+    // values constructed in place (no initializer-list temporaries that are copied again).
+    using json = nlohmann::json;
+    using object = json::object_t;
+    auto put = [](object& o, const char* key, auto&& value) {
+        o.emplace_hint(o.end(), key, std::forward<decltype(value)>(value));
+    };
+    json units_json(json::value_t::object);
+    auto& units = *units_json.get_ptr<object*>();
     for (const auto& [name, u] : s.units) {
-        nlohmann::json j{{"s", to_string(u.status)}, {"a", u.attempts}};
-        if (u.compensation_attempts) j["ca"] = u.compensation_attempts;
-        if (u.seq) j["q"] = u.seq;
-        if (u.abandoned) j["ab"] = true;
-        if (u.uncertain) j["un"] = true;
-        if (!u.error.empty()) j["e"] = u.error;
-        if (u.forward_generation) j["fg"] = u.forward_generation;
-        if (u.compensation_generation) j["cg"] = u.compensation_generation;
-        if (u.started_at) j["t0"] = to_ms(*u.started_at);
-        if (u.finished_at) j["t1"] = to_ms(*u.finished_at);
-        if (u.items) j["items"] = *u.items;
-        units[name] = std::move(j);
+        // keys in std::less order: a ab ca cg e fg items q s t0 t1 un
+        json unit(json::value_t::object);
+        auto& o = *unit.get_ptr<object*>();
+        put(o, "a", u.attempts);
+        if (u.abandoned) put(o, "ab", true);
+        if (u.compensation_attempts) put(o, "ca", u.compensation_attempts);
+        if (u.compensation_generation) put(o, "cg", u.compensation_generation);
+        if (!u.error.empty()) put(o, "e", u.error);
+        if (u.forward_generation) put(o, "fg", u.forward_generation);
+        if (u.items) put(o, "items", *u.items);
+        if (u.seq) put(o, "q", u.seq);
+        put(o, "s", to_string(u.status));
+        if (u.started_at) put(o, "t0", to_ms(*u.started_at));
+        if (u.finished_at) put(o, "t1", to_ms(*u.finished_at));
+        if (u.uncertain) put(o, "un", true);
+        units.emplace_hint(units.end(), name, std::move(unit));
     }
-    nlohmann::json j{{"units", std::move(units)}, {"seq", s.seq}};
-    if (s.compensating) j["compensating"] = true;
-    if (s.cancel_requested) j["cancel"] = true;
-    if (s.pivot_passed) j["pivot_passed"] = true;
-    if (s.forward_failed) j["forward_failed"] = true;
-    if (!s.error.empty()) j["error"] = s.error;
-    if (!s.traceparent.empty()) j["tp"] = s.traceparent;
+    // keys in std::less order: cancel compensating error forward_failed pivot_passed seq signals
+    // tp units
+    json j(json::value_t::object);
+    auto& o = *j.get_ptr<object*>();
+    if (s.cancel_requested) put(o, "cancel", true);
+    if (s.compensating) put(o, "compensating", true);
+    if (!s.error.empty()) put(o, "error", s.error);
+    if (s.forward_failed) put(o, "forward_failed", true);
+    if (s.pivot_passed) put(o, "pivot_passed", true);
+    put(o, "seq", s.seq);
     if (!s.signals.empty()) {
-        nlohmann::json sig = nlohmann::json::object();
+        json sig(json::value_t::object);
         for (const auto& [name, q] : s.signals)
-            if (!q.empty())
-                sig[name] = nlohmann::json(std::vector<nlohmann::json>(q.begin(), q.end()));
-        if (!sig.empty()) j["signals"] = std::move(sig);
+            if (!q.empty()) sig[name] = json(std::vector<json>(q.begin(), q.end()));
+        if (!sig.empty()) put(o, "signals", std::move(sig));
     }
+    if (!s.traceparent.empty()) put(o, "tp", s.traceparent);
+    put(o, "units", std::move(units_json));
     return j;
 }
 
