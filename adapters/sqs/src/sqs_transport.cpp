@@ -359,12 +359,16 @@ struct sqs_transport::impl : std::enable_shared_from_this<impl> {
     // ---- helpers ------------------------------------------------------------------------------
 
     void log(log_level level, std::string_view text) const {
-        if (opts.log) {
-            opts.log(level, text);
-        } else if (level != log_level::info) {
-            std::fprintf(stderr, "saga.sqs %s: %.*s\n",
-                         level == log_level::warning ? "warning" : "error",
-                         static_cast<int>(text.size()), text.data());
+        if (level < opts.log_level) return;
+        saga::log_record r;
+        r.at = std::chrono::time_point_cast<duration>(std::chrono::system_clock::now());
+        r.level = level;
+        r.message = std::string(text);
+        r.fields = {{"component", "saga.sqs"}};
+        static const auto fallback = std::make_shared<saga::json_lines_sink>(stderr);
+        try {
+            (opts.log ? *opts.log : *fallback).write(r);
+        } catch (...) {
         }
     }
 
@@ -506,7 +510,7 @@ struct sqs_transport::impl : std::enable_shared_from_this<impl> {
             o = co_await attempt();
             if (o.ok || !o.transient || n >= opts.max_attempts || closing) break;
             const auto wait = backoff(n);
-            log(log_level::warning, fmt::format("{} (attempt {} of {}); retrying in {} ms",
+            log(log_level::warn, fmt::format("{} (attempt {} of {}); retrying in {} ms",
                                                 o.err.message, n, opts.max_attempts, wait.count()));
             co_await sleep(wait);
         }
@@ -807,7 +811,7 @@ struct sqs_transport::impl : std::enable_shared_from_this<impl> {
             if (batch.empty()) co_return;
             if (n >= opts.max_attempts || closing) break;
             const auto wait = backoff(n);
-            log(log_level::warning,
+            log(log_level::warn,
                 fmt::format("{} (attempt {} of {}); retrying {} message(s) in "
                             "{} ms",
                             last.message, n, opts.max_attempts, batch.size(), wait.count()));
@@ -878,7 +882,7 @@ struct sqs_transport::impl : std::enable_shared_from_this<impl> {
             }
         }
         if (!o.ok && o.aws_code == "QueueDoesNotExist" && owns_queue(endpoint)) {
-            log(log_level::warning,
+            log(log_level::warn,
                 fmt::format("sqs: queue of endpoint '{}' does not exist any more; creating it "
                             "again",
                             endpoint));
@@ -930,7 +934,7 @@ struct sqs_transport::impl : std::enable_shared_from_this<impl> {
             }
         }
         if (!o.ok && o.aws_code == "NotFound" && owns_topic(topic)) {
-            log(log_level::warning,
+            log(log_level::warn,
                 fmt::format("sqs: topic '{}' does not exist any more; creating it again", topic));
             topic_arns.erase(topic);
             // its subscriptions went with it: make them again before the retry
@@ -1023,7 +1027,7 @@ public:
         if (settled_.exchange(true)) return;
         if (auto s = owner_.lock()) {
             if (seen && s->opts.dead_letter_queues && count_ >= s->opts.max_receive_count)
-                s->log(log_level::warning,
+                s->log(log_level::warn,
                        fmt::format("sqs: message '{}' (sqs id {}) on endpoint '{}' was {} on "
                                    "receive {} of {}: it goes to the dead-letter queue",
                                    env_.message_id, sqs_id_, consumer_->endpoint, why, count_,
@@ -1059,7 +1063,7 @@ public:
     }
 
     bool poison(impl& s, const std::string& reason) {
-        s.log(log_level::warning,
+        s.log(log_level::warn,
               fmt::format(
                   "sqs: poison message (sqs id {}) on endpoint '{}', receive {}{}: {}", sqs_id_,
                   consumer_->endpoint, count_,
@@ -1272,13 +1276,13 @@ asio::awaitable<void> sqs_transport::impl::poll_loop(std::shared_ptr<consumer> c
         if (!o.ok) {
             if (c->stop_flag || closing) break;
             if (o.aws_code == "QueueDoesNotExist" && owns_queue(c->endpoint)) {
-                log(log_level::warning,
+                log(log_level::warn,
                     fmt::format("sqs: queue of endpoint '{}' does not exist any more; creating "
                                 "it again",
                                 c->endpoint));
                 forget_queue(c->endpoint);
             } else {
-                log(o.transient ? log_level::warning : log_level::error,
+                log(o.transient ? log_level::warn : log_level::error,
                     fmt::format("sqs: receive on endpoint '{}' failed: {}", c->endpoint,
                                 o.err.message));
             }

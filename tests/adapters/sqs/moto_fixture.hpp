@@ -141,20 +141,22 @@ private:
 
 /// Log lines of a transport, kept for assertions.
 struct log_capture {
-    std::mutex mutex;
-    std::vector<std::string> lines;
-
-    saga::sqs::log_sink sink() {
-        return [this](saga::sqs::log_level level, std::string_view text) {
+    struct sink_t final : saga::log_sink {
+        std::mutex mutex;
+        std::vector<std::string> lines;
+        void write(const saga::log_record& r) override {
             std::lock_guard lock(mutex);
-            lines.emplace_back(text);
-            if (level != saga::sqs::log_level::info)
-                std::fprintf(stderr, "[sqs] %.*s\n", static_cast<int>(text.size()), text.data());
-        };
-    }
+            lines.push_back(r.message);
+            if (r.level != saga::log_level::info)
+                std::fprintf(stderr, "[sqs] %s\n", r.message.c_str());
+        }
+    };
+    std::shared_ptr<sink_t> captured = std::make_shared<sink_t>();
+
+    std::shared_ptr<saga::log_sink> sink() { return captured; }
     bool contains(std::string_view needle) {
-        std::lock_guard lock(mutex);
-        for (const auto& l : lines)
+        std::lock_guard lock(captured->mutex);
+        for (const auto& l : captured->lines)
             if (l.find(needle) != std::string::npos) return true;
         return false;
     }

@@ -163,6 +163,7 @@ TEST_CASE("sqs: a message nacked max_receive_count times goes to the dead-letter
     auto o = moto_options(moto);
     o.max_receive_count = 2;
     o.log = logs.sink();
+    o.log_level = saga::log_level::info;
     env e(o);
     boost::asio::io_context io;
     const auto q = unique("poisoned");
@@ -211,6 +212,7 @@ TEST_CASE("sqs: a poison message is logged and never blocks the queue and ends i
     auto co = moto_options(moto);
     co.max_receive_count = 2;
     co.log = logs.sink();
+    co.log_level = saga::log_level::info;
     env consumer(co);
     inbox good(true);
     auto sub = saga::contract::consume(consumer, io, q, good);
@@ -344,6 +346,8 @@ TEST_CASE(
         auto o = moto_options(moto);
         o.creds = saga::sqs::credentials{key_id, wrong, ""};
         o.log = logs.sink();
+        o.log_level = saga::log_level::info;
+    o.log_level = saga::log_level::info;
         env e(o);
         const auto r = saga::contract::send(e, io, unique("unsigned"), numbered(1));
         REQUIRE_FALSE(r);
@@ -354,8 +358,8 @@ TEST_CASE(
         const auto sub = e.sqs->queue_url(unique("unsigned"));
         REQUIRE_FALSE(sub);
         CHECK(sub.error().message.find(wrong) == std::string::npos);
-        std::lock_guard lock(logs.mutex);
-        for (const auto& line : logs.lines) CHECK(line.find(wrong) == std::string::npos);
+        std::lock_guard lock(logs.captured->mutex);
+        for (const auto& line : logs.captured->lines) CHECK(line.find(wrong) == std::string::npos);
     }
 }
 
@@ -371,6 +375,7 @@ TEST_CASE("sqs: moto killed and restarted mid-run makes sends retry and loses no
     auto o = moto_options(moto);
     o.max_attempts = 30;  // 50 ms .. 500 ms backoff: about 12 s of retries, for a slow restart
     o.log = logs.sink();
+    o.log_level = saga::log_level::info;
     env e(o);
     boost::asio::io_context io;
     const auto q = unique("survivor");

@@ -19,6 +19,7 @@
 #include <system_error>
 
 #include <saga/error.hpp>
+#include <saga/log.hpp>
 #include <saga/sqs/claim_check.hpp>
 #include <saga/sqs/sigv4.hpp>
 #include <saga/transport.hpp>
@@ -44,19 +45,6 @@ enum class aws_errc {
 [[nodiscard]] inline std::error_code make_error_code(aws_errc e) noexcept {
     return {static_cast<int>(e), aws_category()};
 }
-
-/// How much a log line matters.
-enum class log_level {
-    /// what the transport did (queue created, subscription made)
-    info,
-    /// something went wrong and was handled (retry, poison message, dead-letter)
-    warning,
-    /// something went wrong and was dropped (an ack that failed after every retry)
-    error,
-};
-
-/// Receives the transport's log lines (never a secret). Called from any thread, concurrently.
-using log_sink = std::function<void(log_level, std::string_view)>;
 
 /// Options of the SQS/SNS transport (designated initialisers; every field has a default).
 struct sqs_options {
@@ -121,8 +109,11 @@ struct sqs_options {
     /// idle keep-alive connections kept per host
     std::size_t max_idle_connections = 16;
 
-    /// log lines; null: warnings and errors go to stderr
-    log_sink log;
+    /// where the transport's log lines go (the core's sink interface, so an engine and its
+    /// transport can share one; never a secret); null: JSON lines on stderr
+    std::shared_ptr<saga::log_sink> log;
+    /// the least important level written: info also logs queues, topics and subscriptions made
+    saga::log_level log_level = saga::log_level::warn;
 };
 
 /// Name of the SQS queue for `endpoint` under `options` (prefix, sanitising, `.fifo`):
