@@ -4,6 +4,11 @@
 
 #include <saga/inmemory/memory_transport.hpp>
 #include <saga/sqlite/sqlite_store.hpp>
+#ifdef CAMPAIGN_WITH_SQS
+#include <saga/sqs/sqs_transport.hpp>
+#endif
+
+#include <cstdlib>
 
 #include "sagas/sagas.hpp"
 
@@ -27,14 +32,40 @@ bool is_action(std::string_view definition) {
 }  // namespace
 
 saga::result<std::shared_ptr<saga::transport>> make_transport(
-    std::string_view name, const std::shared_ptr<saga::clock>& clock, const simulation& sim) {
+    std::string_view name, const std::shared_ptr<saga::clock>& clock, const simulation& sim,
+    const transport_settings& settings) {
     if (name == "memory") {
         // a lossless in-memory bus; the faults of this demo come from the services themselves
         return std::shared_ptr<saga::transport>(std::make_shared<saga::inmemory::memory_transport>(
             clock, saga::inmemory::fault_plan{.seed = sim.seed}));
     }
+    if (name == "sqs") {
+#ifdef CAMPAIGN_WITH_SQS
+        // FIFO: the messages of one saga (its message group) arrive in the order sent, and a
+        // re-sent message (same id) within five minutes is dropped by SQS itself
+        std::string region;
+        for (const char* var : {"AWS_REGION", "AWS_DEFAULT_REGION"})
+            if (const char* v = std::getenv(var); region.empty() && v && *v) region = v;
+        auto t = saga::sqs::sqs_transport::create({.region = region.empty() ? "us-east-1" : region,
+                                                   .sqs_endpoint = settings.sqs_endpoint,
+                                                   .sns_endpoint = settings.sqs_endpoint,
+                                                   .queue_prefix = settings.sqs_prefix,
+                                                   .topic_prefix = settings.sqs_prefix,
+                                                   .fifo = true,
+                                                   .wait_time = settings.sqs_wait});
+        if (!t)
+            return saga::error{t.error().code, fmt::format("cannot set up the sqs transport: {}",
+                                                           t.error().message)};
+        return std::shared_ptr<saga::transport>(t.value());
+#else
+        (void)settings;
+        return saga::error{saga::errc::invalid_argument,
+                           "this campaign_publishing was built without saga::sqs (configure with "
+                           "OpenSSL 3 and Boost 1.81 so that the SQS adapter is built)"};
+#endif
+    }
     return saga::error{saga::errc::invalid_argument,
-                       fmt::format("unknown transport '{}' (known: memory)", name)};
+                       fmt::format("unknown transport '{}' (known: memory, sqs)", name)};
 }
 
 bool transport_is_shared(std::string_view name) {
@@ -49,7 +80,9 @@ saga::result<std::unique_ptr<runtime>> runtime::open(runtime_options options) {
         {.path = rt->options_.paths.store.string(), .sync = saga::sqlite::synchronous::normal});
     if (!store) return store.error();
     rt->store_ = store.value();
-    SAGA_TRY(rt->transport_, make_transport(rt->options_.transport, rt->clock_, rt->options_.sim));
+    SAGA_TRY(rt->transport_, make_transport(rt->options_.transport, rt->clock_, rt->options_.sim,
+                                            rt->options_.transport_config));
+    const bool shared = transport_is_shared(rt->options_.transport);
     // The engine's structured log goes to a file beside the store (every step outcome, at info),
     // so the terminal shows the demo's progress and `tail -f` shows the engine's view.
     auto log_path = rt->options_.paths.store;
@@ -58,15 +91,21 @@ saga::result<std::unique_ptr<runtime>> runtime::open(runtime_options options) {
     if (!log) return log.error();
     rt->engine_ = std::make_unique<saga::engine>(
         rt->store_, rt->transport_,
-        saga::engine_options{.workers = rt->options_.workers,
-                             .endpoint = std::string(endpoints::orchestrator),
-                             .clock = rt->clock_,
-                             .default_remote_timeout = std::chrono::seconds{2},
-                             .seed = rt->options_.sim.seed,
-                             .log_sink = log.value(),
-                             .log_level = saga::log_level::info});
+        saga::engine_options{
+            .workers = rt->options_.workers,
+            .endpoint = std::string(endpoints::orchestrator),
+            .clock = rt->clock_,
+            .default_remote_timeout = std::chrono::seconds{2},
+            // over a shared transport, what a killed orchestrator had taken
+            // comes back to the others within seconds
+            .consumer = shared
+                            ? saga::consumer_options{.visibility_timeout = std::chrono::seconds{5}}
+                            : saga::consumer_options{},
+            .seed = rt->options_.sim.seed,
+            .log_sink = log.value(),
+            .log_level = saga::log_level::info});
     SAGA_TRY(register_sagas(*rt->engine_, rt->options_.sim));
-    if (!transport_is_shared(rt->options_.transport)) {
+    if (!shared) {
         try {
             rt->services_ = std::make_unique<service_set>(rt->options_.paths, rt->options_.sim);
         } catch (const std::exception& e) {

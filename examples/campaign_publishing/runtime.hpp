@@ -20,21 +20,40 @@
 
 namespace campaign {
 
+/// How a shared transport is reached (`--transport sqs`).
+struct transport_settings {
+    /// the SQS and SNS endpoint URL (a local emulator: http://127.0.0.1:5000); empty:
+    /// `AWS_ENDPOINT_URL_SQS` / `AWS_ENDPOINT_URL_SNS`, then `AWS_ENDPOINT_URL`, else real AWS
+    std::string sqs_endpoint;
+    /// prepended to every queue and topic name
+    std::string sqs_prefix = "campaign-";
+    /// long-poll wait of every consumer (0 to 20 s). Use 1 s against moto: its FIFO long poll
+    /// keeps a message group blocked for the whole wait if the group had a message in flight
+    /// when the poll began, which would hold a saga's next reply for up to the wait
+    std::chrono::seconds sqs_wait{20};
+};
+
 /// Where and how a runtime runs.
 struct runtime_options {
     data_paths paths{"campaign_demo.db"};
-    /// "memory" (services in this process); later "sqs"
+    /// "memory" (services in this process) or "sqs" (services in other processes)
     std::string transport = "memory";
+    /// how the shared transport is reached
+    transport_settings transport_config;
     simulation sim;
     /// engine worker threads
     std::size_t workers = 2;
 };
 
 /// Makes the transport named `name`. "memory" is the in-memory transport (every service runs
-/// in this process); an unknown name is `errc::invalid_argument` listing the known ones.
-/// This is the one place a new transport (SQS) is added.
+/// in this process); "sqs" is Amazon SQS/SNS (FIFO queues and topics, one message group per
+/// saga; region from `AWS_REGION`, else `AWS_DEFAULT_REGION`, else us-east-1; credentials from
+/// the standard AWS environment or shared credentials file), when the example is built with
+/// saga::sqs. An unknown name is `errc::invalid_argument` listing the known ones.
+/// This is the one place a new transport is added.
 [[nodiscard]] saga::result<std::shared_ptr<saga::transport>> make_transport(
-    std::string_view name, const std::shared_ptr<saga::clock>& clock, const simulation& sim);
+    std::string_view name, const std::shared_ptr<saga::clock>& clock, const simulation& sim,
+    const transport_settings& settings = {});
 
 /// True if the transport `name` connects processes, so that services may run elsewhere.
 [[nodiscard]] bool transport_is_shared(std::string_view name);

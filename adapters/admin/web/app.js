@@ -349,8 +349,10 @@ async function runPending() {
   try {
     if (action === 'approve' || action === 'signal') {
       const name = action === 'approve' ? 'approval' : $('confirm-signal').value.trim();
-      await api(`${API}/sagas/${enc}/signals/${encodeURIComponent(name)}`, {
-        method: 'POST', body: {payload: {by: state.operator, why, approved: action === 'approve' ? true : undefined}}});
+      // approve: the conventional approval payload {approved, by, note} (plus why)
+      const payload = action === 'approve' ? {approved: true, by: state.operator, note: why, why}
+                                           : {by: state.operator, why};
+      await api(`${API}/sagas/${enc}/signals/${encodeURIComponent(name)}`, {method: 'POST', body: {payload}});
       toast(action === 'approve' ? `Approved ${id}` : `Sent “${name}” to ${id}`);
     } else if (action === 'skip') {
       await api(`${API}/sagas/${enc}/steps/${encodeURIComponent(step)}/skip`, {method: 'POST', body: {why}});

@@ -3,6 +3,7 @@
 /// The command line of `campaign_publishing`: the parsed arguments, and one function per
 /// subcommand. Each returns the process exit code.
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,6 +31,10 @@ struct arguments {
     std::vector<std::string> positional;
     runtime_options runtime;
     std::size_t campaigns = 8;
+    /// services: run only these services (empty: all)
+    std::vector<std::string> only;
+    /// orchestrate: the interval of the scheduled performance ingestion and status refresh
+    std::chrono::milliseconds schedule_every{5000};
     bool require_approval = false;
     bool force = false;
     bool reject = false;
@@ -37,6 +42,9 @@ struct arguments {
     bool json = false;
     std::string by;
     std::string note;
+    /// serve: where the admin API and dashboard listen
+    std::uint16_t port = 8080;
+    std::string address = "127.0.0.1";
 };
 
 /// Parses `argv`; an error message (for the user) on bad arguments.
@@ -53,7 +61,10 @@ int run_history(const arguments& args);
 int run_resume(const arguments& args);
 int run_check(const arguments& args);
 int run_reset(const arguments& args);
+int run_setup(const arguments& args);
+int run_orchestrate(const arguments& args);
 int run_services(const arguments& args);
+int run_serve(const arguments& args);
 
 // ---- shared by the subcommands (render.cpp) -----------------------------------------------
 

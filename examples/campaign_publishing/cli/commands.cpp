@@ -88,6 +88,7 @@ int run_action(const arguments& args) {
                                 .requested_by = args.by.empty() ? "cli" : args.by});
     if (!id) return report_error(id.error());
     fmt::print("started {}\n", id.value());
+    std::fflush(stdout);
     return follow(*rt, id.value());
 }
 
@@ -175,6 +176,7 @@ int run_history(const arguments& args) {
         const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(e.at - start).count();
         if (args.json) {
             out.push_back({{"at_ms", ms},
+                           {"version", e.version},
                            {"event", e.event},
                            {"step", e.step},
                            {"attempt", e.attempt},
@@ -253,6 +255,43 @@ int run_reset(const arguments& args) {
     return ok;
 }
 
+int run_setup(const arguments& args) {
+    auto opts = args.runtime;
+    for (const auto& f : opts.paths.all_files()) std::filesystem::remove(f);
+    // the store and the services' databases are files: no transport is needed to create them
+    opts.transport = "memory";
+    auto rt = runtime::open(opts);
+    if (!rt) return report_error(rt.error());
+    const auto samples = rt.value()->services()->seed_samples(args.campaigns);
+    fmt::print("created {} with {} campaigns:", opts.paths.store.string(), samples.size());
+    for (const auto& c : samples) fmt::print(" {}", c.id);
+    fmt::print("\n");
+    return ok;
+}
+
+int run_orchestrate(const arguments& args) {
+    if (!transport_is_shared(args.runtime.transport))
+        return report_error(saga::error{
+            saga::errc::invalid_argument,
+            fmt::format("orchestrate runs the engine for services in other processes: it needs a "
+                        "shared transport (--transport sqs), not {}",
+                        args.runtime.transport)});
+    int code = ok;
+    auto rt = open_runtime(args, true, code);
+    if (!rt) return code;
+    if (auto r = rt->schedule_background(args.schedule_every, args.schedule_every); !r)
+        return report_error(r.error());
+    std::signal(SIGINT, [](int) { stop_requested = 1; });
+    std::signal(SIGTERM, [](int) { stop_requested = 1; });
+    fmt::print("orchestrator running on transport {} (store {}); Ctrl-C stops it\n",
+               args.runtime.transport, args.runtime.paths.store.string());
+    std::fflush(stdout);
+    while (!stop_requested) std::this_thread::sleep_for(100ms);
+    rt->stop();
+    fmt::print("orchestrator stopped\n");
+    return ok;
+}
+
 int run_services(const arguments& args) {
     if (!transport_is_shared(args.runtime.transport))
         return report_error(saga::error{
@@ -262,13 +301,18 @@ int run_services(const arguments& args) {
                         "(--transport sqs) to run them alone",
                         args.runtime.transport)});
     auto clock = std::make_shared<saga::system_clock>();
-    auto transport = make_transport(args.runtime.transport, clock, args.runtime.sim);
+    auto transport = make_transport(args.runtime.transport, clock, args.runtime.sim,
+                                    args.runtime.transport_config);
     if (!transport) return report_error(transport.error());
     service_set services(args.runtime.paths, args.runtime.sim);
-    if (auto r = services.start(transport.value()); !r) return report_error(r.error());
+    if (auto r = services.start(transport.value(), args.only); !r) return report_error(r.error());
     std::signal(SIGINT, [](int) { stop_requested = 1; });
     std::signal(SIGTERM, [](int) { stop_requested = 1; });
-    fmt::print("services running on transport {}; Ctrl-C stops them\n", args.runtime.transport);
+    fmt::print(
+        "services {} running on transport {}; Ctrl-C stops them\n",
+        args.only.empty() ? std::string("(all)") : fmt::format("{}", fmt::join(args.only, ",")),
+        args.runtime.transport);
+    std::fflush(stdout);
     while (!stop_requested) std::this_thread::sleep_for(100ms);
     services.stop();
     return ok;

@@ -52,16 +52,35 @@ commands:
   resume                    continue the runs a stopped or killed process left, then check
   check                     the consistency check (exit 1 on an orphan or a stuck run)
   reset CAMPAIGN            force-release a stuck campaign's lock   [--cancel] [--by] [--note]
+  setup                     a fresh installation: N sample campaigns, nothing run   [--campaigns N]
+  orchestrate               run the engine (and the scheduled sagas) until Ctrl-C or SIGTERM,
+                            for the services of other processes (needs a shared transport)
+                            [--schedule-every MS]
   services                  run the participant services alone (needs a shared transport)
+                            [--only NAME[,NAME...]]: campaigns, catalog, billing, analytics,
+                            google, instagram, tiktok, snapchat
+  serve                     the admin API and web dashboard over this orchestrator
+                            (token from SAGA_ADMIN_TOKEN)   [--port N] [--address A]
+                            [--require-approval]
   help                      this text
 
 options:
   --store PATH              the saga store (default campaign_demo.db); the services' files
                             sit next to it (campaign_demo.billing.db, ...)
-  --transport NAME          memory (default; the services run in this process)
+  --transport NAME          memory (default; the services run in this process) or sqs
+                            (Amazon SQS/SNS: orchestrator and services as separate processes;
+                            region from AWS_REGION (default us-east-1), credentials from the
+                            standard AWS environment)
+  --sqs-endpoint URL        the SQS and SNS endpoint (e.g. a local moto_server); default:
+                            AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL, else AWS itself
+  --sqs-prefix P            prefix of every queue and topic name (default campaign-)
+  --sqs-wait S              long-poll wait of the SQS consumers, 1 to 20 s (default 20;
+                            use 1 against moto, whose FIFO long poll holds back a message group)
   --seed N                  seed of every simulated failure (default 42)
   --failure-rate X          probability of a transient failure per call, 0 to 1 (default 0.1)
   --campaigns N             demo: how many sample campaigns (default 8, at least 1)
+  --port N                  serve: the port (default 8080; 0 picks a free one)
+  --address A               serve: the address to listen on (default 127.0.0.1)
   --help                    this text
 )";
 }
@@ -70,11 +89,13 @@ saga::result<arguments> parse(int argc, char** argv) {
     arguments a;
     std::vector<std::string> words(argv + 1, argv + argc);
     static const std::vector<std::string> commands{
-        "demo", "publish", "pause",  "finish", "republish", "approve",  "status",
-        "list", "history", "resume", "check",  "reset",     "services", "help"};
+        "demo",    "publish", "pause", "finish", "republish", "approve", "status", "list",
+        "history", "resume",  "check", "reset",  "services",  "serve",   "help"};
     std::size_t i = 0;
     if (!words.empty() && words[0].rfind("--", 0) != 0) {
-        if (std::find(commands.begin(), commands.end(), words[0]) == commands.end())
+        static const std::vector<std::string> distributed{"setup", "orchestrate"};
+        if (std::find(commands.begin(), commands.end(), words[0]) == commands.end() &&
+            std::find(distributed.begin(), distributed.end(), words[0]) == distributed.end())
             return saga::error{saga::errc::invalid_argument,
                                fmt::format("unknown command '{}' (try --help)", words[0])};
         a.command = words[0];
@@ -96,6 +117,33 @@ saga::result<arguments> parse(int argc, char** argv) {
             a.runtime.paths.store = v;
         } else if (w == "--transport") {
             SAGA_TRY(a.runtime.transport, value(w));
+        } else if (w == "--sqs-endpoint") {
+            SAGA_TRY(a.runtime.transport_config.sqs_endpoint, value(w));
+        } else if (w == "--sqs-prefix") {
+            SAGA_TRY(a.runtime.transport_config.sqs_prefix, value(w));
+        } else if (w == "--sqs-wait") {
+            SAGA_TRY(auto v, value(w));
+            SAGA_TRY(auto s, number<std::int64_t>(w, v));
+            if (s < 1 || s > 20)
+                return saga::error{saga::errc::invalid_argument,
+                                   "--sqs-wait must be between 1 and 20 (seconds)"};
+            a.runtime.transport_config.sqs_wait = std::chrono::seconds{s};
+        } else if (w == "--only") {
+            SAGA_TRY(auto v, value(w));
+            for (std::size_t from = 0; from <= v.size();) {
+                const auto comma = std::min(v.find(',', from), v.size());
+                if (comma > from) a.only.push_back(v.substr(from, comma - from));
+                from = comma + 1;
+            }
+            if (a.only.empty())
+                return saga::error{saga::errc::invalid_argument, "--only needs service names"};
+        } else if (w == "--schedule-every") {
+            SAGA_TRY(auto v, value(w));
+            SAGA_TRY(auto ms, number<std::int64_t>(w, v));
+            if (ms < 100)
+                return saga::error{saga::errc::invalid_argument,
+                                   "--schedule-every must be at least 100 (ms)"};
+            a.schedule_every = std::chrono::milliseconds{ms};
         } else if (w == "--seed") {
             SAGA_TRY(auto v, value(w));
             SAGA_TRY(a.runtime.sim.seed, number<std::uint64_t>(w, v));
@@ -113,6 +161,11 @@ saga::result<arguments> parse(int argc, char** argv) {
             if (a.campaigns < 1 || a.campaigns > 500)
                 return saga::error{saga::errc::invalid_argument,
                                    "--campaigns must be between 1 and 500"};
+        } else if (w == "--port") {
+            SAGA_TRY(auto v, value(w));
+            SAGA_TRY(a.port, number<std::uint16_t>(w, v));
+        } else if (w == "--address") {
+            SAGA_TRY(a.address, value(w));
         } else if (w == "--by") {
             SAGA_TRY(a.by, value(w));
         } else if (w == "--note") {
@@ -177,7 +230,10 @@ int main(int argc, char** argv) {
         if (a.command == "resume") return run_resume(a);
         if (a.command == "check") return run_check(a);
         if (a.command == "reset") return run_reset(a);
+        if (a.command == "setup") return run_setup(a);
+        if (a.command == "orchestrate") return run_orchestrate(a);
         if (a.command == "services") return run_services(a);
+        if (a.command == "serve") return run_serve(a);
         fmt::print(stderr, "campaign_publishing: unknown command '{}'\n", a.command);
         return usage;
     } catch (const std::exception& e) {

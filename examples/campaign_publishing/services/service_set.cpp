@@ -1,6 +1,8 @@
 // All services together, and the sample data of the demo.
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "services.hpp"
 
 namespace campaign {
@@ -46,11 +48,26 @@ service_set::~service_set() {
     threads_.join();
 }
 
-saga::result<void> service_set::start(const std::shared_ptr<saga::transport>& transport) {
+std::vector<std::string> service_set::names() const {
+    std::vector<std::string> out{"campaigns", "catalog", "billing", "analytics"};
+    for (const auto& n : networks_) out.push_back(n->profile().name);
+    return out;
+}
+
+saga::result<void> service_set::start(const std::shared_ptr<saga::transport>& transport,
+                                      const std::vector<std::string>& only) {
+    const auto known = names();
+    for (const auto& name : only)
+        if (std::find(known.begin(), known.end(), name) == known.end())
+            return saga::error{
+                saga::errc::invalid_argument,
+                fmt::format("unknown service '{}' (known: {})", name, fmt::join(known, ", "))};
     std::vector<durable_service*> all{campaigns_.get(), catalog_.get(), billing_.get(),
                                       analytics_.get()};
     for (auto& n : networks_) all.push_back(n.get());
-    for (auto* s : all) {
+    for (std::size_t i = 0; i < all.size(); ++i) {
+        auto* s = all[i];
+        if (!only.empty() && std::find(only.begin(), only.end(), known[i]) == only.end()) continue;
         if (auto r = s->start(transport, threads_.get_executor()); !r)
             return saga::error{r.error().code, fmt::format("cannot start service '{}': {}",
                                                            s->endpoint(), r.error().message)};

@@ -185,9 +185,14 @@ public:
     service_set(const service_set&) = delete;
     service_set& operator=(const service_set&) = delete;
 
-    /// Starts every service on `transport`, on the set's own threads (so that their latencies
-    /// and fsyncs do not hold the engine's).
-    [[nodiscard]] saga::result<void> start(const std::shared_ptr<saga::transport>& transport);
+    /// Starts every service on `transport` (or only those named in `only`: "campaigns",
+    /// "catalog", "billing", "analytics" and the network names), on the set's own threads (so
+    /// that their latencies and fsyncs do not hold the engine's). An unknown name is
+    /// `errc::invalid_argument` listing the known ones.
+    [[nodiscard]] saga::result<void> start(const std::shared_ptr<saga::transport>& transport,
+                                           const std::vector<std::string>& only = {});
+    /// The names `start` accepts in `only`.
+    [[nodiscard]] std::vector<std::string> names() const;
     /// Stops every service.
     void stop();
 

@@ -3,10 +3,18 @@
 #         -DTEST_DIR=<this dir> -DOUT_DIR=<screenshots> -P run_browser_test.cmake
 # Installs playwright-core (pinned in package-lock.json) with `npm ci` when node_modules is
 # missing. scripts/install-deps.sh installs chromium; node and npm come with the image.
+# Other browser tests share this directory's node_modules: -DSCRIPT=<file in this dir> (default
+# dashboard.test.mjs) and -DNAME=<test name for messages> (default admin_browser).
+if(NOT SCRIPT)
+  set(SCRIPT dashboard.test.mjs)
+endif()
+if(NOT NAME)
+  set(NAME admin_browser)
+endif()
 foreach(tool NODE NPM)
   find_program(${tool}_PATH ${${tool}})
   if(NOT ${tool}_PATH)
-    message(FATAL_ERROR "admin_browser: '${${tool}}' is not installed; the browser test needs "
+    message(FATAL_ERROR "${NAME}: '${${tool}}' is not installed; the browser test needs "
                         "Node.js 20+ and npm (apt-get install nodejs npm)")
   endif()
 endforeach()
@@ -14,23 +22,26 @@ execute_process(COMMAND "${NODE_PATH}" --version OUTPUT_VARIABLE node_version
                 OUTPUT_STRIP_TRAILING_WHITESPACE)
 string(REGEX REPLACE "^v" "" node_version "${node_version}")
 if(node_version VERSION_LESS 20)
-  message(FATAL_ERROR "admin_browser: Node.js ${node_version} is too old; playwright-core needs 20+")
+  message(FATAL_ERROR "${NAME}: Node.js ${node_version} is too old; playwright-core needs 20+")
 endif()
 if(NOT EXISTS "${CHROMIUM}")
-  message(FATAL_ERROR "admin_browser: ${CHROMIUM} is missing; run scripts/install-deps.sh "
+  message(FATAL_ERROR "${NAME}: ${CHROMIUM} is missing; run scripts/install-deps.sh "
                       "(it installs Debian's chromium package)")
 endif()
+# one `npm ci` at a time: the browser tests share node_modules and may run in parallel
+file(LOCK "${TEST_DIR}/.npm-ci.lock" GUARD PROCESS TIMEOUT 600)
 if(NOT EXISTS "${TEST_DIR}/node_modules/playwright-core/package.json")
-  message(STATUS "admin_browser: npm ci in ${TEST_DIR}")
+  message(STATUS "${NAME}: npm ci in ${TEST_DIR}")
   execute_process(COMMAND "${NPM_PATH}" ci --no-audit --no-fund
                   WORKING_DIRECTORY "${TEST_DIR}" RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "admin_browser: npm ci failed (${rc}); playwright-core is needed")
+    message(FATAL_ERROR "${NAME}: npm ci failed (${rc}); playwright-core is needed")
   endif()
 endif()
-execute_process(COMMAND "${NODE_PATH}" "${TEST_DIR}/dashboard.test.mjs"
+file(LOCK "${TEST_DIR}/.npm-ci.lock" RELEASE)
+execute_process(COMMAND "${NODE_PATH}" "${TEST_DIR}/${SCRIPT}"
                         --server "${SERVER}" --chromium "${CHROMIUM}" --out "${OUT_DIR}"
                 RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "admin_browser: the dashboard test failed (${rc})")
+  message(FATAL_ERROR "${NAME}: ${SCRIPT} failed (${rc})")
 endif()
