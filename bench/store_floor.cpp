@@ -14,8 +14,8 @@
 // database of saga_bench: SAGA_BENCH_KEEP_DB=1, see README); every one is an option.
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <sqlite3.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -66,7 +66,9 @@ struct options {
 double cpu_seconds() {
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
-    auto tv = [](timeval t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+    auto tv = [](timeval t) {
+        return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+    };
     return tv(ru.ru_utime) + tv(ru.ru_stime);
 }
 
@@ -99,8 +101,8 @@ sqlite3* open_raw(const std::filesystem::path& p) {
         }
     }
     sqlite3* db = nullptr;
-    check(sqlite3_open_v2(p.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr),
-          db, "open");
+    check(sqlite3_open_v2(p.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr), db,
+          "open");
     check(sqlite3_exec(db, "PRAGMA journal_mode = WAL", nullptr, nullptr, nullptr), db, "wal");
     check(sqlite3_exec(db, "PRAGMA synchronous = FULL", nullptr, nullptr, nullptr), db, "sync");
     return db;
@@ -158,9 +160,10 @@ void run_fsync(const options& o) {
     remove_db(p);
     auto p99 = lat;
     std::sort(p99.begin(), p99.end());
-    fmt::print("fsync    sqlite one-row transactions (WAL, FULL): {} tx, {:.0f} tx/s, median {:.0f} "
-               "us, p99 {:.0f} us\n",
-               o.fsyncs, o.fsyncs / wall, median(lat), p99[p99.size() * 99 / 100]);
+    fmt::print(
+        "fsync    sqlite one-row transactions (WAL, FULL): {} tx, {:.0f} tx/s, median {:.0f} "
+        "us, p99 {:.0f} us\n",
+        o.fsyncs, o.fsyncs / wall, median(lat), p99[p99.size() * 99 / 100]);
 
     // the disk alone: append 4 KiB and fdatasync
     const auto f = fresh_path("raw");
@@ -226,11 +229,20 @@ void run_rows(const options& o) {
         const std::string key = fmt::format("campaign-{}", n);
         insert_instance.text(1, id).text(2, key).text(3, data).text(4, state).integer(5, now).run();
         for (int v = 2; v <= s.transitions; ++v)
-            update_instance.text(1, id).integer(2, v).text(3, key).text(4, data).text(5, state)
-                .integer(6, now + v).integer(7, v - 1).run();
+            update_instance.text(1, id)
+                .integer(2, v)
+                .text(3, key)
+                .text(4, data)
+                .text(5, state)
+                .integer(6, now + v)
+                .integer(7, v - 1)
+                .run();
         for (int h = 0; h < s.history; ++h)
-            insert_history.text(1, id).integer(2, 1 + h * s.transitions / s.history)
-                .integer(3, now + h).text(4, detail).run();
+            insert_history.text(1, id)
+                .integer(2, 1 + h * s.transitions / s.history)
+                .integer(3, now + h)
+                .text(4, detail)
+                .run();
         for (int m = 0; m < s.outbox; ++m) {
             ids.push_back(fmt::format("{}-m{}", id, m));
             insert_outbox.text(1, ids.back()).text(2, id).text(3, message).run();
@@ -274,12 +286,13 @@ void run_rows(const options& o) {
     const double cpu = cpu_seconds() - c0;
     sqlite3_close(db);
     remove_db(p);
-    const int rows_per_saga = s.transitions + s.history + 2 * s.outbox + s.inbox + s.timers_set +
-                              s.timers_cleared;
-    fmt::print("rows     raw sqlite, {} sagas, {} per transaction ({} tx, {} row writes per saga): "
-               "{:.0f} sagas/s, {:.0f} us CPU per saga, {:.0f} us wall per transaction\n",
-               o.sagas, o.per_tx, txs, rows_per_saga, o.sagas / wall, cpu / o.sagas * 1e6,
-               wall / txs * 1e6);
+    const int rows_per_saga =
+        s.transitions + s.history + 2 * s.outbox + s.inbox + s.timers_set + s.timers_cleared;
+    fmt::print(
+        "rows     raw sqlite, {} sagas, {} per transaction ({} tx, {} row writes per saga): "
+        "{:.0f} sagas/s, {:.0f} us CPU per saga, {:.0f} us wall per transaction\n",
+        o.sagas, o.per_tx, txs, rows_per_saga, o.sagas / wall, cpu / o.sagas * 1e6,
+        wall / txs * 1e6);
 }
 
 // ---- store: through sqlite_store ----------------------------------------------------------
@@ -336,8 +349,8 @@ void run_store(const options& o) {
             return total_rows * (step + 1) / s.transitions - total_rows * step / s.transitions;
         };
         for (int h = 0, k = share(s.history); h < k; ++h)
-            t.history.push_back({id, t.record.version, t_start, "step_completed",
-                                 "reserve_budget", 1, detail});
+            t.history.push_back(
+                {id, t.record.version, t_start, "step_completed", "reserve_budget", 1, detail});
         for (int k = share(s.outbox), i = 0; i < k; ++i) {
             saga::outbox_record r;
             r.saga_id = id;
@@ -346,8 +359,8 @@ void run_store(const options& o) {
             r.message.saga_id = id;
             r.message.step = "reserve_budget";
             r.message.type = "reserve";
-            r.message.payload = json{{"campaign", std::string(std::max(0, s.message_bytes - 330),
-                                                              'c')}};
+            r.message.payload =
+                json{{"campaign", std::string(std::max(0, s.message_bytes - 330), 'c')}};
             t.outbox.push_back(std::move(r));
         }
         for (int k = share(s.inbox), i = 0; i < k; ++i)
@@ -423,11 +436,12 @@ void run_store(const options& o) {
     const auto stats = store->stats();
     store.reset();
     remove_db(p);
-    fmt::print("store    sqlite_store::async_commit, {} sagas, {} in flight ({} transitions each): "
-               "{:.0f} sagas/s, {:.0f} us CPU per saga, {:.1f} transitions per transaction\n",
-               o.sagas, o.inflight, s.transitions, o.sagas / wall, cpu / o.sagas * 1e6,
-               stats.batches ? static_cast<double>(stats.commits) / static_cast<double>(stats.batches)
-                             : 0.0);
+    fmt::print(
+        "store    sqlite_store::async_commit, {} sagas, {} in flight ({} transitions each): "
+        "{:.0f} sagas/s, {:.0f} us CPU per saga, {:.1f} transitions per transaction\n",
+        o.sagas, o.inflight, s.transitions, o.sagas / wall, cpu / o.sagas * 1e6,
+        stats.batches ? static_cast<double>(stats.commits) / static_cast<double>(stats.batches)
+                      : 0.0);
 }
 
 int to_int(const char* v) {
@@ -447,19 +461,32 @@ int main(int argc, char** argv) {
             }
             return argv[++i];
         };
-        if (a == "--mode") o.mode = v();
-        else if (a == "--sagas") o.sagas = to_int(v());
-        else if (a == "--per-tx") o.per_tx = to_int(v());
-        else if (a == "--inflight") o.inflight = to_int(v());
-        else if (a == "--fsyncs") o.fsyncs = to_int(v());
-        else if (a == "--transitions") o.s.transitions = to_int(v());
-        else if (a == "--history") o.s.history = to_int(v());
-        else if (a == "--outbox") o.s.outbox = to_int(v());
-        else if (a == "--inbox") o.s.inbox = to_int(v());
-        else if (a == "--timers") o.s.timers_set = o.s.timers_cleared = to_int(v());
-        else if (a == "--data-bytes") o.s.data_bytes = to_int(v());
-        else if (a == "--state-bytes") o.s.state_bytes = to_int(v());
-        else if (a == "--message-bytes") o.s.message_bytes = to_int(v());
+        if (a == "--mode")
+            o.mode = v();
+        else if (a == "--sagas")
+            o.sagas = to_int(v());
+        else if (a == "--per-tx")
+            o.per_tx = to_int(v());
+        else if (a == "--inflight")
+            o.inflight = to_int(v());
+        else if (a == "--fsyncs")
+            o.fsyncs = to_int(v());
+        else if (a == "--transitions")
+            o.s.transitions = to_int(v());
+        else if (a == "--history")
+            o.s.history = to_int(v());
+        else if (a == "--outbox")
+            o.s.outbox = to_int(v());
+        else if (a == "--inbox")
+            o.s.inbox = to_int(v());
+        else if (a == "--timers")
+            o.s.timers_set = o.s.timers_cleared = to_int(v());
+        else if (a == "--data-bytes")
+            o.s.data_bytes = to_int(v());
+        else if (a == "--state-bytes")
+            o.s.state_bytes = to_int(v());
+        else if (a == "--message-bytes")
+            o.s.message_bytes = to_int(v());
         else {
             std::fprintf(stderr,
                          "usage: saga_store_floor [--mode fsync|rows|store|all] [--sagas N] "

@@ -95,7 +95,6 @@ void index_steps(compiled_definition& c, const std::vector<node>& steps, bool& p
     }
 }
 
-
 std::string_view kind_name(const node& n) {
     switch (n.kind) {
         case node_kind::local: return "local";
@@ -441,8 +440,7 @@ result<void> check_note(const operator_note& note, std::string_view action) {
     return success();
 }
 
-history_entry operator_entry(std::string event, const operator_note& note,
-                             std::string step = {}) {
+history_entry operator_entry(std::string event, const operator_note& note, std::string step = {}) {
     history_entry e;
     e.event = std::move(event);
     e.step = std::move(step);
@@ -474,8 +472,7 @@ result<void> engine_impl::resume(std::string_view id, const operator_note& note)
     return update_directly(
         id, "resume", {},
         [&](instance_record& rec, instance_state&) -> result<std::optional<history_entry>> {
-            if (rec.status != saga_status::paused)
-                return wrong_state(id, rec, "resume", "paused");
+            if (rec.status != saga_status::paused) return wrong_state(id, rec, "resume", "paused");
             rec.status = saga_status::running;  // the actor works out the real status
             return std::optional<history_entry>(operator_entry("saga_resumed", note));
         },
@@ -492,8 +489,8 @@ result<void> engine_impl::retry(std::string_view id, const operator_note& note) 
                 // Compensate the failed units again, with a fresh retry budget.
                 for (auto& [key, u] : state.units) {
                     if (u.status != step_status::compensation_failed) continue;
-                    u.status = u.uncertain && u.seq == 0 ? step_status::failed
-                                                         : step_status::completed;
+                    u.status =
+                        u.uncertain && u.seq == 0 ? step_status::failed : step_status::completed;
                     u.compensation_attempts = 0;
                     ++u.compensation_generation;
                     u.finished_at.reset();
@@ -539,8 +536,7 @@ result<void> engine_impl::skip_step(std::string_view id, std::string_view step,
                                          rec.definition, rec.definition_version)};
             auto n = def->nodes.find(std::string(base_name(step)));
             if (n == def->nodes.end())
-                return error{errc::not_found,
-                             fmt::format("saga '{}' has no step '{}'", id, step)};
+                return error{errc::not_found, fmt::format("saga '{}' has no step '{}'", id, step)};
             if (n->second->kind == node_kind::parallel ||
                 (n->second->kind == node_kind::for_each && !item_index(step)))
                 return error{errc::invalid_argument,
@@ -714,6 +710,16 @@ void engine_impl::process(const std::shared_ptr<instance>& inst, std::vector<inp
     tx t;
     t.now = clock_->now();
     for (auto& in : batch) handle(*inst, t, in);
+    if (t.stale_suspect && !reload && !t.changed() &&
+        std::all_of(batch.begin(), batch.end(),
+                    [](const input& in) { return in.what == input::kind::reply; })) {
+        // Only replies, none of which this copy could use: read the instance again before
+        // dropping them (handling a reply has no effect outside the state the reload replaces).
+        inst->loaded = false;
+        for (auto it = batch.rbegin(); it != batch.rend(); ++it)
+            inst->mailbox.push_front(std::move(*it));
+        return;
+    }
     advance(*inst, t);
     if (!t.changed()) {
         ack_all(batch);
@@ -759,7 +765,7 @@ void engine_impl::commit(const std::shared_ptr<instance>& inst, tx t, std::vecto
     const bool observed = has_observers();
     p->next = observed ? tr.record : metadata_of(tr.record);
     tr.history = t.history;  // kept too: logs, metrics, spans and observers see it once durable
-    tr.outbox = t.outbox;  // kept: released after the commit
+    tr.outbox = t.outbox;    // kept: released after the commit
     tr.timers_set = t.timers_set;
     tr.timers_cleared = t.timers_cleared;
     tr.inbox = std::move(t.inbox);
@@ -1022,12 +1028,23 @@ void engine_impl::handle(instance& inst, tx& t, input& in) {
 }
 
 void engine_impl::handle_reply(instance& inst, tx& t, const envelope& e) {
+    // A copy of a message already consumed in this transition (inputs are batched).
+    if (std::find(t.inbox.begin(), t.inbox.end(), e.message_id) != t.inbox.end()) return;
+    const auto inbox_before = t.inbox.size();
+    const auto history_before = t.history.size();
+    handle_reply_inner(inst, t, e);
+    // A reply that changed nothing may be one this cached copy is too old to know (another
+    // engine on the same store moved the instance on): `process` reloads and tries again once.
+    if (t.inbox.size() == inbox_before && t.history.size() == history_before)
+        t.stale_suspect = true;
+}
+
+void engine_impl::handle_reply_inner(instance& inst, tx& t, const envelope& e) {
     auto it = inst.state.units.find(e.step);
     const node* n = node_of(inst, e.step);
     if (it == inst.state.units.end() || !n) return;
     auto& u = it->second;
-    // A copy of a message already consumed in this transition (inputs are batched).
-    if (std::find(t.inbox.begin(), t.inbox.end(), e.message_id) != t.inbox.end()) return;
+
     const bool for_compensation = is_compensation_key(e.idempotency_key);
     const auto reply_error = [&](const std::string& endpoint) -> std::optional<error> {
         switch (e.status) {
@@ -1781,7 +1798,7 @@ const json* engine_impl::item_of(const instance& inst, const std::string& key) c
 }
 
 std::string engine_impl::idempotency_key_of(const instance& inst, const std::string& key,
-                                           bool compensating) const {
+                                            bool compensating) const {
     // `<saga id>/<step>` and `<saga id>/<step>/compensate`; an operator retry after a permanent
     // failure (which had no effect) starts a new generation, "~r<n>", so that participants that
     // recorded the failed answer under the old key carry out the command this time.
@@ -1798,8 +1815,7 @@ std::string engine_impl::idempotency_key_of(const instance& inst, const std::str
 step_context engine_impl::context(const instance& inst, const std::string& key,
                                   std::uint32_t attempt, bool compensating) const {
     return step_context(inst.id, key, attempt, idempotency_key_of(inst, key, compensating),
-                        inst.record.correlation_key,
-                        clock_->now(), item_index(key), compensating);
+                        inst.record.correlation_key, clock_->now(), item_index(key), compensating);
 }
 
 envelope engine_impl::make_envelope(const instance& inst, const std::string& key,
@@ -2048,6 +2064,46 @@ void engine_impl::recover() {
     }
 }
 
+void engine_impl::sweep() {
+    if (stopping_) return;
+    const auto now = clock_->now();
+    if (auto due = store_->timers(now); due) {
+        for (const auto& tr : due.value()) {
+            auto inst = get_instance(tr.saga_id);
+            asio::post(inst->strand, [this, inst, tr] {
+                if (!inst->armed.contains(tr.id)) arm(inst, tr);
+            });
+        }
+    } else {
+        warn(fmt::format("sweep could not read timers: {}", due.error().what()));
+    }
+    list_filter f;
+    f.statuses = {saga_status::running, saga_status::waiting, saga_status::compensating};
+    f.updated_before = now - options_.sweep_interval;
+    f.limit = 1000;
+    for (;;) {
+        auto page = store_->list(f);
+        if (!page) {
+            warn(fmt::format("sweep could not list instances: {}", page.error().what()));
+            break;
+        }
+        for (const auto& r : page.value()) {
+            bool cached = false;
+            {
+                std::lock_guard lock(mutex_);
+                cached = instances_.contains(r.id);
+            }
+            if (!cached) post_input(r.id, input{});
+        }
+        if (page.value().size() < f.limit) break;
+        f.after_id = page.value().back().id;
+    }
+    clock_->call_at(now + options_.sweep_interval, [life = lifeline_] {
+        with_engine(life,
+                    [](engine_impl& self) { asio::post(self.ctx_, [&self] { self.sweep(); }); });
+    });
+}
+
 result<void> engine_impl::open() {
     std::lock_guard lock(open_mutex_);
     if (opened_) return success();
@@ -2060,6 +2116,13 @@ result<void> engine_impl::open() {
     subscription_ = std::move(sub);
     opened_ = true;
     recover();
+    if (options_.sweep_interval > duration{0} && !sweeping_) {
+        sweeping_ = true;
+        clock_->call_at(clock_->now() + options_.sweep_interval, [life = lifeline_] {
+            with_engine(
+                life, [](engine_impl& self) { asio::post(self.ctx_, [&self] { self.sweep(); }); });
+        });
+    }
     return success();
 }
 

@@ -74,6 +74,8 @@ struct tx {
     std::vector<launch> launches;
     bool local_ran = false;
     bool need_continue = false;
+    /// a reply changed nothing: the cached instance may be older than the store's
+    bool stale_suspect = false;
     std::optional<duration> wake_after;
 
     [[nodiscard]] bool changed() const {
@@ -195,6 +197,7 @@ private:
     // transitions
     void handle(instance& inst, tx& t, input& in);
     void handle_reply(instance& inst, tx& t, const envelope& e);
+    void handle_reply_inner(instance& inst, tx& t, const envelope& e);
     void handle_timer(instance& inst, tx& t, const std::string& id, const json& payload);
     void handle_local_done(instance& inst, tx& t, const input& in);
     void advance(instance& inst, tx& t);
@@ -240,8 +243,8 @@ private:
     void arm(const std::shared_ptr<instance>& inst, const timer_record& t);
     void release(outbox_record rec, std::uint32_t tries,
                  std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now());
-    void released(outbox_record rec, std::uint32_t tries, std::chrono::steady_clock::time_point since,
-                  result<void> r);
+    void released(outbox_record rec, std::uint32_t tries,
+                  std::chrono::steady_clock::time_point since, result<void> r);
     void notify(const instance_record& record, std::span<const history_entry> entries,
                 const instance_state& state);
     void settle_waiters(const std::string& id, const result<instance_view>& view);
@@ -249,6 +252,9 @@ private:
     instance_view make_view(const instance_record& record, const instance_state& state) const;
     void on_delivery(const std::shared_ptr<delivery>& d);
     void recover();
+    /// Arms due timers nobody armed here and loads stale unfinished instances (sweep_interval).
+    void sweep();
+    bool sweeping_ = false;
 
     std::shared_ptr<state_store> store_;
     std::shared_ptr<transport> transport_;

@@ -20,8 +20,8 @@ std::string_view to_string(log_level l) noexcept {
 }
 
 std::optional<log_level> parse_log_level(std::string_view s) noexcept {
-    for (auto l : {log_level::debug, log_level::info, log_level::warn, log_level::error,
-                   log_level::off})
+    for (auto l :
+         {log_level::debug, log_level::info, log_level::warn, log_level::error, log_level::off})
         if (to_string(l) == s) return l;
     return std::nullopt;
 }
@@ -51,8 +51,8 @@ std::string to_json_line(const log_record& r) {
 result<std::shared_ptr<json_lines_sink>> json_lines_sink::open(const std::filesystem::path& path) {
     std::FILE* f = std::fopen(path.c_str(), "a");
     if (!f)
-        return error{errc::invalid_argument,
-                     fmt::format("cannot open log file '{}': {}", path.string(), std::strerror(errno))};
+        return error{errc::invalid_argument, fmt::format("cannot open log file '{}': {}",
+                                                         path.string(), std::strerror(errno))};
     auto sink = std::make_shared<json_lines_sink>(f);
     sink->owned_ = true;
     return sink;

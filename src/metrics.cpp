@@ -9,7 +9,7 @@ namespace saga {
 
 const std::vector<double>& default_seconds_buckets() {
     static const std::vector<double> b{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                       0.25,   0.5,   1,      2.5,   5,    10,    30,    60};
+                                       0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
     return b;
 }
 
@@ -148,7 +148,8 @@ std::string_view type_name(metric_type t) {
 
 std::string metrics_registry::prometheus_text() const {
     // Callbacks run outside the lock: they may read engine state that records metrics.
-    std::vector<std::pair<std::string, std::function<std::vector<std::pair<metric_labels, double>>()>>>
+    std::vector<
+        std::pair<std::string, std::function<std::vector<std::pair<metric_labels, double>>()>>>
         callbacks;
     {
         std::lock_guard lock(mutex_);

@@ -77,20 +77,19 @@ void engine_impl::init_telemetry() {
                      [life = lifeline_] {
                          std::vector<std::pair<metric_labels, double>> out;
                          with_engine(life, [&](engine_impl& self) {
-                             out.push_back(
-                                 {{}, static_cast<double>(self.active_instances())});
+                             out.push_back({{}, static_cast<double>(self.active_instances())});
                          });
                          return out;
                      });
-    m.gauge_callback("saga_outbox_unreleased",
-                     "Messages durable in the outbox and not yet accepted by the transport",
-                     [life = lifeline_] {
-                         std::vector<std::pair<metric_labels, double>> out;
-                         with_engine(life, [&](engine_impl& self) {
-                             out.push_back({{}, static_cast<double>(self.outbox_in_flight_.load())});
-                         });
-                         return out;
-                     });
+    m.gauge_callback(
+        "saga_outbox_unreleased",
+        "Messages durable in the outbox and not yet accepted by the transport", [life = lifeline_] {
+            std::vector<std::pair<metric_labels, double>> out;
+            with_engine(life, [&](engine_impl& self) {
+                out.push_back({{}, static_cast<double>(self.outbox_in_flight_.load())});
+            });
+            return out;
+        });
     m.gauge_callback("saga_circuit_state",
                      "Circuit breaker state by endpoint: 0 closed, 1 half open, 2 open",
                      [life = lifeline_] {
@@ -139,16 +138,18 @@ void engine_impl::telemetry(const instance_record& record, std::span<const histo
         if (e.event == "saga_started") {
             metrics_->add("saga_instances_started_total", {{"definition", record.definition}});
         } else if (auto ended = ending_of(e.event)) {
-            metrics_->add("saga_instances_ended_total",
-                          {{"definition", record.definition}, {"status", std::string(to_string(*ended))}});
+            metrics_->add(
+                "saga_instances_ended_total",
+                {{"definition", record.definition}, {"status", std::string(to_string(*ended))}});
         } else if (e.event == "step_completed" || e.event == "step_failed") {
             auto u = state.units.find(e.step);
             if (u != state.units.end() && u->second.started_at)
-                metrics_->observe("saga_step_duration_seconds",
-                                  {{"definition", record.definition},
-                                   {"step", step},
-                                   {"outcome", e.event == "step_completed" ? "completed" : "failed"}},
-                                  seconds(e.at - *u->second.started_at));
+                metrics_->observe(
+                    "saga_step_duration_seconds",
+                    {{"definition", record.definition},
+                     {"step", step},
+                     {"outcome", e.event == "step_completed" ? "completed" : "failed"}},
+                    seconds(e.at - *u->second.started_at));
         } else if (e.event == "retry_scheduled") {
             metrics_->add("saga_step_retries_total",
                           {{"definition", record.definition}, {"step", step}});
@@ -209,7 +210,8 @@ void engine_impl::trace(const instance_record& record, const history_entry& e,
     s.attributes = {{"saga.id", record.id},
                     {"saga.definition", record.definition},
                     {"saga.definition_version", record.definition_version}};
-    if (!record.correlation_key.empty()) s.attributes["saga.correlation_key"] = record.correlation_key;
+    if (!record.correlation_key.empty())
+        s.attributes["saga.correlation_key"] = record.correlation_key;
     const auto unit = state.units.find(e.step);
     if (e.event == "compensation_started" || e.event == "saga_started") {
         std::lock_guard lock(trace_mutex_);
@@ -221,15 +223,16 @@ void engine_impl::trace(const instance_record& record, const history_entry& e,
         s.parent_span_id = saga_span;
         s.name = "step " + e.step;
         s.kind = "step";
-        s.start = unit != state.units.end() && unit->second.started_at ? *unit->second.started_at
-                                                                        : e.at;
+        s.start =
+            unit != state.units.end() && unit->second.started_at ? *unit->second.started_at : e.at;
         s.end = e.at;
         s.ok = e.event == "step_completed";
         if (!s.ok) s.status_message = e.detail.value("error", std::string());
         s.attributes["saga.step"] = e.step;
         s.attributes["saga.attempts"] = e.attempt;
     } else if (e.event == "step_compensated" || e.event == "compensation_failed") {
-        s.span_id = derive_span_id(tc->trace_id, fmt::format("{}|{}|compensate", record.id, e.step));
+        s.span_id =
+            derive_span_id(tc->trace_id, fmt::format("{}|{}|compensate", record.id, e.step));
         s.parent_span_id = saga_span;
         s.name = "compensate " + e.step;
         s.kind = "compensation";

@@ -96,15 +96,16 @@ nlohmann::json to_otlp_json(const span& s, std::string_view service_name) {
     for (const auto& [k, v] : s.attributes.items())
         attrs.push_back({{"key", k}, {"value", otlp_value(v)}});
     attrs.push_back({{"key", "saga.span_kind"}, {"value", {{"stringValue", s.kind}}}});
-    nlohmann::json sp{{"traceId", s.trace_id},
-                      {"spanId", s.span_id},
-                      {"name", s.name},
-                      {"kind", s.kind == "saga" ? 1 : 3},  // INTERNAL, CLIENT
-                      {"startTimeUnixNano", std::to_string(unix_nanos(s.start))},
-                      {"endTimeUnixNano", std::to_string(unix_nanos(s.end))},
-                      {"attributes", std::move(attrs)},
-                      {"status", s.ok ? nlohmann::json{{"code", 1}}
-                                      : nlohmann::json{{"code", 2}, {"message", s.status_message}}}};
+    nlohmann::json sp{
+        {"traceId", s.trace_id},
+        {"spanId", s.span_id},
+        {"name", s.name},
+        {"kind", s.kind == "saga" ? 1 : 3},  // INTERNAL, CLIENT
+        {"startTimeUnixNano", std::to_string(unix_nanos(s.start))},
+        {"endTimeUnixNano", std::to_string(unix_nanos(s.end))},
+        {"attributes", std::move(attrs)},
+        {"status", s.ok ? nlohmann::json{{"code", 1}}
+                        : nlohmann::json{{"code", 2}, {"message", s.status_message}}}};
     if (!s.parent_span_id.empty()) sp["parentSpanId"] = s.parent_span_id;
     return {{"resourceSpans",
              {{{"resource",
@@ -127,8 +128,8 @@ otlp_file_exporter::~otlp_file_exporter() {
 }
 
 void otlp_file_exporter::export_span(const span& s) {
-    auto line = to_otlp_json(s, service_name_).dump(-1, ' ', false,
-                                                      nlohmann::json::error_handler_t::replace);
+    auto line = to_otlp_json(s, service_name_)
+                    .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     line += '\n';
     std::lock_guard lock(mutex_);
     std::fwrite(line.data(), 1, line.size(), file_);

@@ -102,6 +102,8 @@ saga::result<std::unique_ptr<runtime>> runtime::open(runtime_options options) {
                             ? saga::consumer_options{.visibility_timeout = std::chrono::seconds{5}}
                             : saga::consumer_options{},
             .seed = rt->options_.sim.seed,
+            // several engines share the store: pick up timers and runs a dead one left
+            .sweep_interval = shared ? std::chrono::seconds{3} : saga::duration{0},
             .log_sink = log.value(),
             .log_level = saga::log_level::info});
     SAGA_TRY(register_sagas(*rt->engine_, rt->options_.sim));

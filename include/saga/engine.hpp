@@ -50,6 +50,11 @@ struct engine_options {
     consumer_options consumer;
     /// seed of backoff jitter (runs with the same seed and inputs back off the same way)
     std::uint64_t seed = 0;
+    /// How often the engine looks in the store for work nobody in this process is doing: due
+    /// timers it did not arm, and unfinished instances it has not loaded that were last updated
+    /// longer than `sweep_interval` ago (another engine's that died, or a start whose process
+    /// ended). 0 (the default): only when it opens. Set it when several engines share a store.
+    duration sweep_interval{0};
     /// where structured log lines go (one per history event at or above `log_level`, and the
     /// engine's own warnings); default: JSON lines on stderr
     std::shared_ptr<saga::log_sink> log_sink;

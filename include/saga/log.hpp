@@ -7,7 +7,8 @@
 ///
 /// ```cpp
 /// struct my_sink final : saga::log_sink {
-///     void write(const saga::log_record& r) override { my_logger.info("{}", saga::to_json_line(r)); }
+///     void write(const saga::log_record& r) override { my_logger.info("{}",
+///     saga::to_json_line(r)); }
 /// };
 /// saga::engine eng(store, transport, {.log_sink = std::make_shared<my_sink>(),
 ///                                     .log_level = saga::log_level::info});
@@ -72,8 +73,8 @@ class json_lines_sink final : public log_sink {
 public:
     /// Writes to `out`, which stays the caller's (it must outlive the sink).
     explicit json_lines_sink(std::FILE* out = stderr) : out_(out) {}
-    /// Appends to the file `path` (created if missing), which the sink owns; `errc::invalid_argument`
-    /// naming the file and the reason when it cannot be opened.
+    /// Appends to the file `path` (created if missing), which the sink owns;
+    /// `errc::invalid_argument` naming the file and the reason when it cannot be opened.
     [[nodiscard]] static result<std::shared_ptr<json_lines_sink>> open(
         const std::filesystem::path& path);
     ~json_lines_sink() override;

@@ -30,9 +30,9 @@ enum class metric_type { counter, gauge, histogram };
 /// Default histogram buckets, in seconds: 0.5 ms to 60 s.
 [[nodiscard]] const std::vector<double>& default_seconds_buckets();
 
-/// A thread-safe set of metric families. Names follow Prometheus rules (`[a-zA-Z_:][a-zA-Z0-9_:]*`);
-/// a value recorded under a name that was not described is described on the fly as untyped
-/// help-less counter/gauge/histogram, so recording never fails.
+/// A thread-safe set of metric families. Names follow Prometheus rules
+/// (`[a-zA-Z_:][a-zA-Z0-9_:]*`); a value recorded under a name that was not described is described
+/// on the fly as untyped help-less counter/gauge/histogram, so recording never fails.
 class metrics_registry {
 public:
     /// Declares a family: its type, help text and (histograms) bucket upper bounds.

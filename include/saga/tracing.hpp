@@ -76,7 +76,8 @@ public:
 /// Appends each span as one line of OTLP/JSON to a file.
 class otlp_file_exporter final : public span_exporter {
 public:
-    /// Opens (creates or appends to) `path`; `errc::invalid_argument` naming the file and the reason on failure.
+    /// Opens (creates or appends to) `path`; `errc::invalid_argument` naming the file and the
+    /// reason on failure.
     [[nodiscard]] static result<std::shared_ptr<otlp_file_exporter>> open(
         const std::filesystem::path& path, std::string service_name = "saga");
     ~otlp_file_exporter() override;

@@ -40,9 +40,15 @@ void check_audited(world& w, const std::string& id, std::string_view event) {
 /// An order: reserve stock (the pivot), then ship — shipping can only go forward.
 definition<trip> order_definition() {
     definition_builder<trip> b("order", 1);
-    b.remote("reserve", "billing", [](const trip& t) { return command{"reserve", {{"n", t.amount}}}; })
+    b.remote("reserve", "billing",
+             [](const trip& t) {
+                 return command{"reserve", {{"n", t.amount}}};
+             })
         .pivot()
-        .remote("ship", "shipping", [](const trip& t) { return command{"ship", {{"to", t.customer}}}; })
+        .remote("ship", "shipping",
+                [](const trip& t) {
+                    return command{"ship", {{"to", t.customer}}};
+                })
         .retry(retry_policy::exponential(2, std::chrono::seconds{1}))
         .local("notify", [](trip& t) { t.notes.push_back("shipped"); });
     auto d = std::move(b).build();

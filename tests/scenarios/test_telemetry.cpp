@@ -50,8 +50,7 @@ public:
     }
     result<std::unique_ptr<subscription>> consume(const std::string& endpoint,
                                                   boost::asio::any_io_executor ex,
-                                                  delivery_handler h,
-                                                  consumer_options o) override {
+                                                  delivery_handler h, consumer_options o) override {
         return inner_->consume(endpoint, std::move(ex), std::move(h), o);
     }
     std::mutex mutex;
@@ -108,14 +107,14 @@ TEST_CASE("the engine's metrics count sagas, steps, retries and compensations",
     CHECK(m.value("saga_instances_started_total", {{"definition", "trip"}}) == 1);
     CHECK(m.value("saga_instances_ended_total",
                   {{"definition", "trip"}, {"status", "compensated"}}) == 1);
-    CHECK(m.value("saga_step_retries_total", {{"definition", "trip"}, {"step", "reserve_credit"}}) ==
-          1);
+    CHECK(m.value("saga_step_retries_total",
+                  {{"definition", "trip"}, {"step", "reserve_credit"}}) == 1);
     CHECK(m.value("saga_step_duration_seconds",
                   {{"definition", "trip"}, {"step", "reserve_credit"}, {"outcome", "completed"}}) ==
           1);
-    CHECK(m.value("saga_compensations_total",
-                  {{"definition", "trip"}, {"step", "reserve_credit"}, {"outcome", "compensated"}}) ==
-          1);
+    CHECK(m.value("saga_compensations_total", {{"definition", "trip"},
+                                               {"step", "reserve_credit"},
+                                               {"outcome", "compensated"}}) == 1);
     CHECK(m.value("saga_transition_commit_seconds") > 0);
     CHECK(m.value("saga_outbox_lag_seconds") > 0);
     const auto text = m.prometheus_text();
@@ -135,8 +134,8 @@ TEST_CASE("a saga continues the caller's trace and each step's command carries i
     w.clock = clock;
     w.store = store;
     w.transport = memory;
-    w.eng = std::make_unique<engine>(
-        store, recorder, engine_options{.clock = clock, .span_exporter = spans});
+    w.eng = std::make_unique<engine>(store, recorder,
+                                     engine_options{.clock = clock, .span_exporter = spans});
     REQUIRE(w.eng->add(trip_definition(w.log)));
     trip_services(w, {}, fail_permanently("no seats"));
     const std::string caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";

@@ -511,7 +511,7 @@ struct sqs_transport::impl : std::enable_shared_from_this<impl> {
             if (o.ok || !o.transient || n >= opts.max_attempts || closing) break;
             const auto wait = backoff(n);
             log(log_level::warn, fmt::format("{} (attempt {} of {}); retrying in {} ms",
-                                                o.err.message, n, opts.max_attempts, wait.count()));
+                                             o.err.message, n, opts.max_attempts, wait.count()));
             co_await sleep(wait);
         }
         if (!o.ok && o.transient && o.err.code != errc::transport_failure)
@@ -1290,7 +1290,12 @@ asio::awaitable<void> sqs_transport::impl::poll_loop(std::shared_ptr<consumer> c
             continue;
         }
         failures = 0;
-        if (!o.doc.contains("Messages") || !o.doc["Messages"].is_array()) continue;
+        if (!o.doc.contains("Messages") || !o.doc["Messages"].is_array() ||
+            o.doc["Messages"].empty()) {
+            // Short polling (wait_time 0): pause between empty receives instead of spinning.
+            if (wait == 0) co_await sleep(std::chrono::milliseconds{100});
+            continue;
+        }
         for (const auto& m : o.doc["Messages"]) {
             const auto receipt = json_string(m, "ReceiptHandle");
             std::uint32_t count = 1;

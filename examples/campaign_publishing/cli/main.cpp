@@ -74,8 +74,8 @@ options:
   --sqs-endpoint URL        the SQS and SNS endpoint (e.g. a local moto_server); default:
                             AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL, else AWS itself
   --sqs-prefix P            prefix of every queue and topic name (default campaign-)
-  --sqs-wait S              long-poll wait of the SQS consumers, 1 to 20 s (default 20;
-                            use 1 against moto, whose FIFO long poll holds back a message group)
+  --sqs-wait S              long-poll wait of the SQS consumers, 0 to 20 s (default 20;
+                            use 0 against moto, whose FIFO long poll holds back a message group)
   --seed N                  seed of every simulated failure (default 42)
   --failure-rate X          probability of a transient failure per call, 0 to 1 (default 0.1)
   --campaigns N             demo: how many sample campaigns (default 8, at least 1)
@@ -124,9 +124,9 @@ saga::result<arguments> parse(int argc, char** argv) {
         } else if (w == "--sqs-wait") {
             SAGA_TRY(auto v, value(w));
             SAGA_TRY(auto s, number<std::int64_t>(w, v));
-            if (s < 1 || s > 20)
+            if (s < 0 || s > 20)
                 return saga::error{saga::errc::invalid_argument,
-                                   "--sqs-wait must be between 1 and 20 (seconds)"};
+                                   "--sqs-wait must be between 0 and 20 (seconds)"};
             a.runtime.transport_config.sqs_wait = std::chrono::seconds{s};
         } else if (w == "--only") {
             SAGA_TRY(auto v, value(w));

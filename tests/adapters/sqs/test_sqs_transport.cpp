@@ -347,7 +347,7 @@ TEST_CASE(
         o.creds = saga::sqs::credentials{key_id, wrong, ""};
         o.log = logs.sink();
         o.log_level = saga::log_level::info;
-    o.log_level = saga::log_level::info;
+        o.log_level = saga::log_level::info;
         env e(o);
         const auto r = saga::contract::send(e, io, unique("unsigned"), numbered(1));
         REQUIRE_FALSE(r);
