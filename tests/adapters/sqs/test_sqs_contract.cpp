@@ -1,5 +1,5 @@
 // The transport contract on saga::sqs against a real moto_server (one per test process). Each
-// case uses fresh queue and topic names; time is real, so the visibility timeout is 2 s
+// case uses fresh queue and topic names; time is real, so the visibility timeout is 4 s
 // (SQS counts whole seconds; 1 s is too tight for 500 messages on a loaded machine).
 #include <chrono>
 #include <memory>
@@ -21,7 +21,7 @@ saga::sqs::test::moto_server& moto() {
 
 struct sqs_env {
     std::shared_ptr<saga::transport> transport = make();
-    saga::duration visibility_timeout = 2s;
+    saga::duration visibility_timeout = 4s;
     std::chrono::milliseconds max_wait = 60s;  // a bound, not an expectation: CI is slow
     std::chrono::milliseconds quiet_period = 300ms;
 
