@@ -291,6 +291,9 @@ void server::stop() {
         std::unique_lock lock(s.mutex);
         s.idle.wait_for(lock, std::chrono::seconds{5}, [&] { return s.connections.empty(); });
     }
+    // Our references to the connections go before the io_context: a connection's socket uses
+    // the context's strand service when it is destroyed.
+    to_close.clear();
     if (s.ioc) {
         s.work.reset();
         // Whatever did not finish in time is abandoned: stop, join, then destroy the context
