@@ -236,6 +236,7 @@ result<std::uint16_t> server::start() {
     auto acceptor = std::make_unique<tcp::acceptor>(asio::make_strand(ex));
     const tcp::endpoint endpoint{address, s.options.port};
     auto fail = [&](std::string_view what) -> result<std::uint16_t> {
+        acceptor.reset();  // before the io_context its socket belongs to
         s.work.reset();
         s.ioc.reset();
         return error{ec, fmt::format("admin server cannot {} {}:{}: {}", what, s.options.address,
