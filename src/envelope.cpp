@@ -1,4 +1,5 @@
 #include <saga/envelope.hpp>
+#include <saga/json_limits.hpp>
 
 namespace saga {
 
@@ -75,8 +76,15 @@ std::string encode(const envelope& e) {
 }
 
 result<envelope> decode(std::string_view text) {
+    // Bounded: a message from a queue is untrusted (a deeply nested body would overflow the
+    // stack when the payload is copied or destroyed).
+    auto j = parse_json(text, "envelope");
+    if (!j) {
+        if (j.error() == errc::limit_exceeded) return std::move(j).error();
+        return error{errc::invalid_argument, "malformed envelope: " + j.error().message};
+    }
     try {
-        return nlohmann::json::parse(text).get<envelope>();
+        return j.value().get<envelope>();
     } catch (const std::exception& ex) {
         return error{errc::invalid_argument, std::string("malformed envelope: ") + ex.what()};
     }

@@ -32,6 +32,7 @@ public:
             case errc::transport_failure: return "transport failure";
             case errc::shutting_down: return "engine shutting down";
             case errc::invalid_state: return "invalid state for this operation";
+            case errc::limit_exceeded: return "limit exceeded";
         }
         return "unknown saga error";
     }

@@ -64,6 +64,8 @@ enum class errc {
     shutting_down,
     /// the operation is not valid in the current state
     invalid_state,
+    /// an input passed a size or nesting limit; the message says which
+    limit_exceeded,
 };
 
 /// Error conditions that retry policies test: is a failure worth retrying?

@@ -8,6 +8,7 @@
 #include <saga/engine.hpp>
 #include <saga/envelope.hpp>
 #include <saga/error.hpp>
+#include <saga/json_limits.hpp>
 #include <saga/observer.hpp>
 #include <saga/participant.hpp>
 #include <saga/retry.hpp>

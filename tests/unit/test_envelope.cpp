@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <saga/envelope.hpp>
+#include <saga/json_limits.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -167,5 +168,53 @@ TEST_CASE("decoding rejects an unknown kind or status", "[envelope][json][errors
     SECTION("names are case-sensitive") {
         auto e = saga::decode(R"({"message_id": "m", "kind": "Command"})");
         CHECK_FALSE(e);
+    }
+}
+
+TEST_CASE("decoding a deeply nested envelope is refused with the limit named", "[envelope][json][limits]") {
+    // 100,000 nested arrays: 200 KB, well under SQS's 256 KiB; copying or destroying such a
+    // value would overflow the stack.
+    const std::string deep(100000, '[');
+    const std::string text = R"({"message_id": "m", "payload": )" + deep + std::string(100000, ']') + "}";
+    auto e = saga::decode(text);
+    REQUIRE_FALSE(e);
+    CHECK(e.error() == saga::errc::limit_exceeded);
+    CHECK_THAT(e.error().message, Contains("envelope nests deeper than the limit of 64 levels"));
+}
+
+TEST_CASE("parse_json bounds depth and size and checks values in memory", "[json][limits]") {
+    SECTION("depth 64 is accepted, 65 is not") {
+        const auto nest = [](std::size_t n) {
+            return std::string(n, '[') + std::string(n, ']');
+        };
+        CHECK(saga::parse_json(nest(64), "body"));
+        auto r = saga::parse_json(nest(65), "body");
+        REQUIRE_FALSE(r);
+        CHECK(r.error() == saga::errc::limit_exceeded);
+        CHECK_THAT(r.error().message, Contains("body nests deeper than the limit of 64 levels"));
+    }
+    SECTION("size") {
+        auto r = saga::parse_json(R"({"a": "0123456789"})", "signal payload",
+                                  saga::json_limits{.max_bytes = 10});
+        REQUIRE_FALSE(r);
+        CHECK(r.error() == saga::errc::limit_exceeded);
+        CHECK_THAT(r.error().message, Contains("over the limit of 10 bytes"));
+    }
+    SECTION("malformed text is invalid_argument") {
+        auto r = saga::parse_json("{", "body");
+        REQUIRE_FALSE(r);
+        CHECK(r.error() == saga::errc::invalid_argument);
+    }
+    SECTION("values built in memory") {
+        nlohmann::json v = nlohmann::json::array();
+        nlohmann::json* at = &v;
+        for (int i = 0; i < 70; ++i) {
+            at->push_back(nlohmann::json::array());
+            at = &at->back();
+        }
+        CHECK(saga::check_json_depth(nlohmann::json{{"a", 1}}, "data"));
+        auto r = saga::check_json_depth(v, "data");
+        REQUIRE_FALSE(r);
+        CHECK(r.error() == saga::errc::limit_exceeded);
     }
 }

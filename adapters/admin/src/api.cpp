@@ -47,6 +47,7 @@ std::string_view error_code_name(const error& e) noexcept {
         case errc::transport_failure: return "transport_failure";
         case errc::shutting_down: return "shutting_down";
         case errc::invalid_state: return "invalid_state";
+        case errc::limit_exceeded: return "limit_exceeded";
     }
     return "internal";
 }
@@ -61,6 +62,7 @@ unsigned http_status_of(const error& e) noexcept {
         case errc::lock_held:
         case errc::already_exists:
         case errc::version_conflict: return 409;
+        case errc::limit_exceeded: return 413;
         case errc::invalid_argument:
         case errc::bad_data:
         case errc::invalid_definition:
