@@ -79,6 +79,21 @@ progress progress_of(step_status s) {
     }
 }
 
+/// The status of a saga that moves again (resumed, or cancelled while paused), from its state:
+/// what the pause interrupted. The instance works out the rest as it moves (a forward failure
+/// past the pivot settles it `failed`).
+saga_status moving_status(const instance_state& st) {
+    if (st.compensating || (st.cancel_requested && !st.pivot_passed))
+        return saga_status::compensating;
+    bool any_waiting = false;
+    for (const auto& [key, u] : st.units) {
+        if (u.status == step_status::running || u.status == step_status::retrying)
+            return saga_status::running;
+        if (u.status == step_status::waiting) any_waiting = true;
+    }
+    return any_waiting ? saga_status::waiting : saga_status::running;
+}
+
 std::uint64_t seed_of(std::uint64_t seed, const std::string& id, const std::string& key) {
     return seed ^ std::hash<std::string>{}(id) ^ (std::hash<std::string>{}(key) << 1);
 }
@@ -420,9 +435,14 @@ result<void> engine_impl::cancel(std::string_view id, std::string_view reason,
                 return error{
                     errc::past_pivot,
                     fmt::format("saga '{}' is past its pivot and can only go forward", id)};
-            if (state.cancel_requested || state.compensating) return std::optional<history_entry>();
+            if (state.cancel_requested || state.compensating)
+                return error{
+                    errc::invalid_state,
+                    fmt::format("saga '{}' is {} already: cancel refused", id,
+                                state.cancel_requested ? "being cancelled" : "compensating")};
             state.cancel_requested = true;
-            if (rec.status == saga_status::paused) rec.status = saga_status::running;
+            // A cancel ends a pause: compensation starts at once.
+            if (rec.status == saga_status::paused) rec.status = moving_status(state);
             history_entry e;
             e.event = "cancel_requested";
             e.detail = json{{"reason", reason}};
@@ -471,9 +491,9 @@ result<void> engine_impl::resume(std::string_view id, const operator_note& note)
     SAGA_TRY(check_note(note, "resume"));
     return update_directly(
         id, "resume", {},
-        [&](instance_record& rec, instance_state&) -> result<std::optional<history_entry>> {
+        [&](instance_record& rec, instance_state& state) -> result<std::optional<history_entry>> {
             if (rec.status != saga_status::paused) return wrong_state(id, rec, "resume", "paused");
-            rec.status = saga_status::running;  // the actor works out the real status
+            rec.status = moving_status(state);
             return std::optional<history_entry>(operator_entry("saga_resumed", note));
         },
         true);
@@ -707,6 +727,17 @@ void engine_impl::process(const std::shared_ptr<instance>& inst, std::vector<inp
         ack_all(batch);
         return;
     }
+    if (inst->record.status != saga_status::paused && !inst->due_while_paused.empty()) {
+        // Moving again: the timers that fell due while paused fire now (in this batch, so that a
+        // failed commit queues them again with the rest).
+        for (auto& [tid, payload] : std::exchange(inst->due_while_paused, {})) {
+            if (!inst->armed.contains(tid)) continue;  // cleared meanwhile
+            input in{input::kind::timer};
+            in.timer_id = tid;
+            in.timer_payload = std::move(payload);
+            batch.push_back(std::move(in));
+        }
+    }
     tx t;
     t.now = clock_->now();
     for (auto& in : batch) handle(*inst, t, in);
@@ -829,6 +860,7 @@ void engine_impl::on_committed(const std::shared_ptr<instance>& inst, result<voi
             clock_->cancel(it->second);
             inst->armed.erase(it);
         }
+        inst->due_while_paused.erase(id);
     }
     for (const auto& tr : t.timers_set) arm(inst, tr);
     for (auto& o : t.outbox) release(std::move(o), 0);
@@ -1016,11 +1048,21 @@ void engine_impl::handle(instance& inst, tx& t, input& in) {
         case input::kind::wake: inst.wake_armed = false; break;
         case input::kind::reply: handle_reply(inst, t, in.message); break;
         case input::kind::timer: {
-            auto it = inst.armed.find(in.timer_id);
-            if (it == inst.armed.end()) break;  // cleared since it was armed
-            inst.armed.erase(it);
-            t.timers_cleared.push_back(in.timer_id);
-            handle_timer(inst, t, in.timer_id, in.timer_payload);
+            // The timer stays armed until a commit clears it: a transition that loses a version
+            // conflict is computed again from the inputs, this one included.
+            if (!inst.armed.contains(in.timer_id)) break;  // cleared since it was armed
+            const auto& id = in.timer_id;
+            if (std::find(t.timers_cleared.begin(), t.timers_cleared.end(), id) !=
+                    t.timers_cleared.end() ||
+                std::any_of(t.timers_set.begin(), t.timers_set.end(),
+                            [&](const timer_record& r) { return r.id == id; }))
+                break;  // fired twice, or cleared or replaced in this transition
+            if (inst.record.status == saga_status::paused) {
+                inst.due_while_paused[id] = in.timer_payload;  // fires on resume
+                break;
+            }
+            t.timers_cleared.push_back(id);
+            handle_timer(inst, t, id, in.timer_payload);
             break;
         }
         case input::kind::local_done: handle_local_done(inst, t, in); break;
@@ -1227,8 +1269,13 @@ void engine_impl::advance_once(instance& inst, tx& t) {
         }
     }
     if (st.compensating) {
+        const bool was = inst.record.status == saga_status::compensating;
         inst.record.status = saga_status::compensating;
         drive_compensation(inst, t);
+        // Recorded (and so committed) even when nothing else changed.
+        if (!was && inst.record.status == saga_status::compensating && t.history.empty())
+            history(inst, t, "status_changed", {}, 0,
+                    json{{"status", to_string(saga_status::compensating)}});
         return;
     }
     bool any_running = false;
@@ -1636,6 +1683,11 @@ void engine_impl::drive_compensation(instance& inst, tx& t) {
     const std::string* best = nullptr;
     std::uint64_t best_seq = 0;
     for (const auto& [key, u] : st.units) {
+        if (u.status == step_status::compensation_failed) {
+            // It failed while the saga was paused.
+            settle(inst, t, saga_status::compensation_failed, "saga_compensation_failed");
+            return;
+        }
         if (u.status == step_status::running || u.status == step_status::compensating)
             return;  // settle first
         const bool candidate =
@@ -1747,7 +1799,9 @@ void engine_impl::compensation_done(instance& inst, tx& t, const node& n, const 
     u.finished_at = t.now;
     inst.state.error = fmt::format("compensation of step '{}' failed: {}", key, u.error);
     history(inst, t, "compensation_failed", key, u.compensation_attempts, json{{"error", u.error}});
-    settle(inst, t, saga_status::compensation_failed, "saga_compensation_failed");
+    // A paused saga stays paused: it settles when it moves again (drive_compensation).
+    if (inst.record.status != saga_status::paused)
+        settle(inst, t, saga_status::compensation_failed, "saga_compensation_failed");
 }
 
 // ---- helpers -------------------------------------------------------------------------------

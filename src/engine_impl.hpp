@@ -99,6 +99,8 @@ struct instance {
     bool busy = false;
     bool wake_armed = false;
     std::map<std::string, clock::timer_id> armed;
+    // Armed timers that fell due while the instance was paused: they fire when it moves again.
+    std::map<std::string, json> due_while_paused;
     std::map<std::string, std::uint32_t> live;  // async local units running here
     std::map<std::string, std::shared_ptr<asio::cancellation_signal>> cancels;
 };
