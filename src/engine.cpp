@@ -83,7 +83,7 @@ progress progress_of(step_status s) {
 /// what the pause interrupted. The instance works out the rest as it moves (a forward failure
 /// past the pivot settles it `failed`).
 saga_status moving_status(const instance_state& st) {
-    if (st.compensating || (st.cancel_requested && !st.pivot_passed))
+    if (st.compensating || (st.cancel_requested && !st.forward_failed))
         return saga_status::compensating;
     bool any_waiting = false;
     for (const auto& [key, u] : st.units) {
@@ -724,7 +724,17 @@ void engine_impl::process(const std::shared_ptr<instance>& inst, std::vector<inp
         }
     }
     if (is_settled(inst->record.status) && inst->record.status != saga_status::paused) {
-        ack_all(batch);
+        // A timer that outlived its step (say, the deadline of a wait an operator skipped) is
+        // cleared, not dropped: its record would stay overdue in the store.
+        tx t;
+        t.now = clock_->now();
+        for (const auto& in : batch)
+            if (in.what == input::kind::timer) t.timers_cleared.push_back(in.timer_id);
+        if (t.timers_cleared.empty()) {
+            ack_all(batch);
+            return;
+        }
+        commit(inst, std::move(t), std::move(batch));
         return;
     }
     if (inst->record.status != saga_status::paused && !inst->due_while_paused.empty()) {
@@ -1259,7 +1269,10 @@ void engine_impl::advance(instance& inst, tx& t) {
 void engine_impl::advance_once(instance& inst, tx& t) {
     if (is_settled(inst.record.status)) return;
     auto& st = inst.state;
-    if (st.cancel_requested && !st.compensating && !st.pivot_passed && !st.forward_failed)
+    // A cancel is accepted only before the pivot; the pivot may complete before the cancel is
+    // seen here (a reply in the same batch, or while paused): the cancel still holds, as it
+    // would had it been seen first (the pivot's step is then left running and settles).
+    if (st.cancel_requested && !st.compensating && !st.forward_failed)
         begin_compensation(inst, t, "cancelled");
     if (!halted(inst)) {
         const auto p = drive_sequence(inst, t, inst.def->m->steps);

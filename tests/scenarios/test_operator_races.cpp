@@ -241,3 +241,57 @@ TEST_CASE("a compensation that fails for good while paused leaves the saga pause
     CHECK(last_of(events, "saga_compensation_failed") > last_of(events, "saga_resumed"));
     CHECK(overdue_timers(w) == 0);
 }
+
+TEST_CASE("a cancel accepted while the pivot runs is carried out even if the pivot completes first",
+          "[engine][operations][races][cancel]") {
+    // The operator cancels, then pauses, while payments handles the charge (the pivot): its
+    // reply lands before the saga began compensating. Without the pause the cancel would have
+    // begun compensation first; the outcome must not depend on that order.
+    world w;
+    REQUIRE(w.eng->add(booking_definition()));
+    std::string id;
+    w.resource_service("billing", "reserve", "release");
+    w.resource_service("flights", "book", "cancel");
+    w.resource_service("hotels", "book", "cancel");
+    w.resource_service("payments", "charge", "refund", [&](const envelope&) {
+        REQUIRE(w.eng->cancel(id, ops));
+        REQUIRE(w.eng->pause(id, ops));
+        return participant_reply::success();
+    });
+    w.resource_service("shipping", "ship", "unship");
+    id = waiting_booking(w);
+    REQUIRE(w.eng->signal(id, "approved", json{{"by", "grace"}}));
+    w.settle();
+    auto v = w.view(id);
+    REQUIRE(v.status == saga_status::paused);
+    REQUIRE(v.step("charge")->status == step_status::completed);
+
+    REQUIRE(w.eng->resume(id, ops));
+    CHECK(w.view(id).status == saga_status::compensating);
+    w.settle();
+    v = w.view(id);
+    CHECK(v.status == saga_status::cancelled);
+    CHECK(v.step("ship")->status == step_status::pending);
+    CHECK(w.services["billing"]->held_count() == 0);
+    CHECK(w.services["flights"]->held_count() == 0);
+    CHECK(w.services["hotels"]->held_count() == 0);
+    CHECK(overdue_timers(w) == 0);
+}
+
+TEST_CASE("a timer that outlives its step, skipped by an operator, is cleared when it falls due",
+          "[engine][operations][races]") {
+    world w;
+    REQUIRE(w.eng->add(booking_definition()));
+    booking_services(w);
+    const auto id = waiting_booking(w);
+    REQUIRE(w.eng->skip_step(id, "approve", ops));  // its deadline timer stays behind
+    w.eng->run_until_idle();
+    REQUIRE(w.view(id).status == saga_status::completed);
+    auto timers = w.store->timers();
+    REQUIRE(timers);
+    CHECK(timers.value().size() == 1);
+    w.settle();  // past the deadline
+    CHECK(w.clock->now() - w.view(id).created_at >= booking_deadline);
+    CHECK(overdue_timers(w) == 0);
+    CHECK(w.view(id).status == saga_status::completed);
+}
