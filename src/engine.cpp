@@ -569,7 +569,8 @@ result<void> engine_impl::skip_step(std::string_view id, std::string_view step,
             if (u.status == step_status::compensation_failed) {
                 u.status = step_status::compensated;
                 event = "compensation_skipped";
-                rec.status = saga_status::compensating;
+                // A paused saga (its compensation failed while paused) stays paused.
+                if (rec.status != saga_status::paused) rec.status = saga_status::compensating;
                 state.error.clear();
             } else if (u.status == step_status::failed || u.status == step_status::retrying ||
                        u.status == step_status::waiting || u.status == step_status::running ||
@@ -1060,13 +1061,19 @@ void engine_impl::handle(instance& inst, tx& t, input& in) {
         case input::kind::timer: {
             // The timer stays armed until a commit clears it: a transition that loses a version
             // conflict is computed again from the inputs, this one included.
-            if (!inst.armed.contains(in.timer_id)) break;  // cleared since it was armed
             const auto& id = in.timer_id;
             if (std::find(t.timers_cleared.begin(), t.timers_cleared.end(), id) !=
                     t.timers_cleared.end() ||
                 std::any_of(t.timers_set.begin(), t.timers_set.end(),
                             [&](const timer_record& r) { return r.id == id; }))
                 break;  // fired twice, or cleared or replaced in this transition
+            if (!inst.armed.contains(id)) {
+                // Cleared since it was armed, or armed by an instance since evicted (say, the
+                // deadline of a skipped wait, when the saga failed and was retried): it does
+                // nothing, and its record (if any is left) goes.
+                t.timers_cleared.push_back(id);
+                break;
+            }
             if (inst.record.status == saga_status::paused) {
                 inst.due_while_paused[id] = in.timer_payload;  // fires on resume
                 break;
@@ -1633,6 +1640,11 @@ void engine_impl::begin_compensation(instance& inst, tx& t, const std::string& r
                 clear_unit_timers(inst, t, key);
                 history(inst, t, "step_abandoned", key, u.attempts);
                 break;
+            case step_status::pending:
+                // Attempted before, its retry due but not started (the retry's timer and the
+                // cancel in one transition): like a retrying step, it may have taken effect.
+                if (u.attempts == 0) break;
+                [[fallthrough]];
             case step_status::retrying:
                 u.status = step_status::failed;
                 u.finished_at = t.now;

@@ -232,13 +232,23 @@ TEST_CASE("a compensation that fails for good while paused leaves the saga pause
     CHECK(v.step("reserve")->status == step_status::compensation_failed);  // recorded
     CHECK(count_of(w.events_of(id), "saga_compensation_failed") == 0);
 
-    REQUIRE(w.eng->resume(id, ops));
-    w.settle();
-    v = w.view(id);
-    CHECK(v.status == saga_status::compensation_failed);
-    CHECK(v.error.find("ledger closed") != std::string::npos);
-    const auto events = w.events_of(id);
-    CHECK(last_of(events, "saga_compensation_failed") > last_of(events, "saga_resumed"));
+    SECTION("resumed, it ends compensation_failed") {
+        REQUIRE(w.eng->resume(id, ops));
+        w.settle();
+        v = w.view(id);
+        CHECK(v.status == saga_status::compensation_failed);
+        CHECK(v.error.find("ledger closed") != std::string::npos);
+        const auto events = w.events_of(id);
+        CHECK(last_of(events, "saga_compensation_failed") > last_of(events, "saga_resumed"));
+    }
+    SECTION("the failed compensation skipped, it stays paused, then ends cancelled") {
+        REQUIRE(w.eng->skip_step(id, "reserve", ops));
+        w.settle();
+        CHECK(w.view(id).status == saga_status::paused);
+        REQUIRE(w.eng->resume(id, ops));
+        w.settle();
+        CHECK(w.view(id).status == saga_status::cancelled);
+    }
     CHECK(overdue_timers(w) == 0);
 }
 
@@ -294,4 +304,69 @@ TEST_CASE("a timer that outlives its step, skipped by an operator, is cleared wh
     CHECK(w.clock->now() - w.view(id).created_at >= booking_deadline);
     CHECK(overdue_timers(w) == 0);
     CHECK(w.view(id).status == saga_status::completed);
+}
+
+TEST_CASE("a timer armed by an instance since evicted is cleared when it falls due",
+          "[engine][operations][races]") {
+    // The wait's deadline outlives the skipped wait; the saga fails (and leaves the engine's
+    // cache), is retried and paused: the deadline falls due at an instance that never armed it.
+    world w;
+    REQUIRE(w.eng->add(booking_definition()));
+    auto first_ship = std::make_shared<std::atomic<bool>>(true);
+    w.resource_service("billing", "reserve", "release");
+    w.resource_service("flights", "book", "cancel");
+    w.resource_service("hotels", "book", "cancel");
+    w.resource_service("payments", "charge", "refund");
+    w.resource_service("shipping", "ship", "unship", [first_ship](const envelope&) {
+        if (first_ship->exchange(false)) return participant_reply::permanent("no courier");
+        return participant_reply::success();
+    });
+    const auto id = waiting_booking(w);
+    REQUIRE(w.eng->skip_step(id, "approve", ops));
+    w.eng->run_until_idle();
+    REQUIRE(w.view(id).status == saga_status::failed);
+    REQUIRE(w.eng->retry(id, ops));
+    REQUIRE(w.eng->pause(id, ops));
+    w.eng->run_until_idle();
+    w.clock->advance(booking_deadline + std::chrono::minutes{1});
+    w.eng->run_until_idle();
+    CHECK(overdue_timers(w) == 0);
+    REQUIRE(w.eng->resume(id, ops));
+    w.settle();
+    CHECK(w.view(id).status == saga_status::completed);
+    CHECK(overdue_timers(w) == 0);
+}
+
+TEST_CASE("a step whose retry falls due as a cancel lands is compensated if it may have happened",
+          "[engine][operations][races][cancel]") {
+    // flight's first reply is lost (flights did book): the attempt times out and a retry is
+    // scheduled. The retry falls due, and a cancel commits before the saga handles it.
+    world w;
+    REQUIRE(w.eng->add(booking_definition()));
+    auto first = std::make_shared<std::atomic<bool>>(true);
+    auto lossy = std::make_shared<dropping_transport>(
+        w.transport, [first](const std::string&, const envelope& e) {
+            return e.kind == message_kind::reply && e.step == "flight" && first->exchange(false);
+        });
+    w.resource_service("billing", "reserve", "release");
+    w.resource_service("flights", "book", "cancel", {}, {}, lossy);
+    w.resource_service("hotels", "book", "cancel");
+    w.resource_service("payments", "charge", "refund");
+    w.resource_service("shipping", "ship", "unship");
+    const auto id = waiting_booking(w);
+    REQUIRE(w.eng->signal(id, "approved", json{{"by", "grace"}}));
+    w.eng->run_until_idle();
+    REQUIRE(w.services["flights"]->held_count() == 1);
+    w.clock->advance(std::chrono::seconds{10});  // the attempt's timeout
+    w.eng->run_until_idle();
+    REQUIRE(w.view(id).step("flight")->status == step_status::retrying);
+    w.clock->advance(std::chrono::seconds{5});  // the retry falls due (queued, not handled)
+    REQUIRE(w.eng->cancel(id, ops));
+    w.settle();
+    auto v = w.view(id);
+    CHECK(v.status == saga_status::cancelled);
+    CHECK(v.step("flight")->status == step_status::compensated);
+    CHECK(w.services["flights"]->held_count() == 0);
+    CHECK(w.services["hotels"]->held_count() == 0);
+    CHECK(w.services["billing"]->held_count() == 0);
 }
