@@ -391,7 +391,7 @@ void run_on_threads(std::uint64_t seed) {
 TEST_CASE("randomized operator actions, signals and replies leave every saga consistent",
           "[engine][operations][races][randomized]") {
     SECTION("on one thread, reproducibly") {
-        const auto all = seeds({1, 2, 3});
+        const auto all = seeds({1, 2});
         for (const auto seed : all) {
             const auto digest = run_on_one_thread(seed);
             if (seed == all.front()) {
@@ -401,6 +401,6 @@ TEST_CASE("randomized operator actions, signals and replies leave every saga con
         }
     }
     SECTION("on worker threads, with operators on several threads") {
-        for (const auto seed : seeds({11, 12})) run_on_threads(seed);
+        for (const auto seed : seeds({11})) run_on_threads(seed);
     }
 }

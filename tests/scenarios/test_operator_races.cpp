@@ -135,6 +135,30 @@ TEST_CASE("timers that fall due while a saga is paused fire after resume",
         CHECK(w.services["billing"]->held_count() == 0);
         CHECK(overdue_timers(w) == 0);
     }
+    SECTION("a wait's deadline, across a restart") {
+        booking_services(w);
+        const auto id = waiting_booking(w);
+        REQUIRE(w.eng->pause(id, ops));
+        w.clock->advance(booking_deadline + std::chrono::minutes{1});
+        w.eng->run_until_idle();
+        // A new engine on the same store (its participants first, they run on its executor).
+        w.participants.clear();
+        w.eng.reset();
+        w.eng = std::make_unique<engine>(w.store, w.transport, engine_options{.clock = w.clock});
+        REQUIRE(w.eng->add(booking_definition()));
+        booking_services(w);
+        w.settle();
+        CHECK(w.view(id).status == saga_status::paused);
+        CHECK(w.view(id).step("approve")->status == step_status::waiting);
+
+        REQUIRE(w.eng->resume(id, ops));
+        w.settle();
+        CHECK(w.view(id).status == saga_status::compensated);
+        const auto events = w.events_of(id);
+        CHECK(last_of(events, "wait_deadline_passed:approve") > last_of(events, "saga_resumed"));
+        CHECK(w.services["billing"]->held_count() == 0);
+        CHECK(overdue_timers(w) == 0);
+    }
     SECTION("a compensation's retry") {
         booking_services(w, fail_transiently(1));
         const auto id = compensation_waiting_for_retry(w);
