@@ -1,6 +1,6 @@
 #pragma once
 /// @file temp_store.hpp
-/// Temporary database files for the SQLite store tests.
+/// Temporary database files for the SQLite store tests, and the immutable attribute.
 
 #include <catch2/catch.hpp>
 
@@ -16,6 +16,9 @@
 #include <utility>
 #include <vector>
 
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <saga/sqlite/sqlite_store.hpp>
@@ -73,6 +76,37 @@ inline std::shared_ptr<state_store> fresh_store(store_options options = {}) {
                 path.reset();
             }};
 }
+
+/// Sets the immutable attribute of a file or directory (which even root cannot write through)
+/// for its lifetime. `ok()` is false where the file system or the capabilities do not allow it.
+class immutable_flag {
+public:
+    explicit immutable_flag(const std::string& path) {
+        fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK);
+        int flags = 0;
+        if (fd_ >= 0 && ::ioctl(fd_, FS_IOC_GETFLAGS, &flags) == 0) {
+            flags |= FS_IMMUTABLE_FL;
+            ok_ = ::ioctl(fd_, FS_IOC_SETFLAGS, &flags) == 0;
+        }
+    }
+    ~immutable_flag() {
+        int flags = 0;
+        if (ok_ && ::ioctl(fd_, FS_IOC_GETFLAGS, &flags) == 0) {
+            flags &= ~FS_IMMUTABLE_FL;
+            ::ioctl(fd_, FS_IOC_SETFLAGS, &flags);
+        }
+        if (fd_ >= 0) {
+            ::close(fd_);
+        }
+    }
+    immutable_flag(const immutable_flag&) = delete;
+    immutable_flag& operator=(const immutable_flag&) = delete;
+    [[nodiscard]] bool ok() const noexcept { return ok_; }
+
+private:
+    int fd_ = -1;
+    bool ok_ = false;
+};
 
 /// The bytes of a file.
 inline std::vector<char> file_bytes(const std::string& path) {
