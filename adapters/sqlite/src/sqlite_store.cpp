@@ -1184,7 +1184,10 @@ result<std::shared_ptr<sqlite_store>> sqlite_store::open_(
                     SQLite::Database db(path, read_only_flags, busy_ms);
                     return inspect(db, path);
                 } catch (const SQLite::Exception& e) {
-                    if ((e.getErrorCode() & 0xff) != SQLITE_CANTOPEN || !unwritable_wal_dir(path)) {
+                    // SQLITE_CANTOPEN, or SQLITE_READONLY when the -shm cannot be made
+                    const int primary = e.getErrorCode() & 0xff;
+                    if ((primary != SQLITE_CANTOPEN && primary != SQLITE_READONLY) ||
+                        !unwritable_wal_dir(path)) {
                         throw;
                     }
                 }

@@ -99,9 +99,9 @@ result<store_lock> store_lock::exclusive(const std::string& store_path) {
         if (err == EWOULDBLOCK) {
             return error{errc::store_busy,
                          about_file(store_path) +
-                             "in use by another process (a process that has the store open holds "
-                             "its lock file '" +
-                             lock_path + "'); stop that process first"};
+                             "in use by another process (one that has the store open holds its "
+                             "lock file '" +
+                             lock_path + "'); stop it first"};
         }
         return error{errc::store_failure,
                      about_file(store_path) + "cannot lock '" + lock_path + "': " + reason(err)};
