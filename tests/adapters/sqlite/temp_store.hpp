@@ -26,8 +26,8 @@
 
 namespace saga::sqlite::test {
 
-/// A unique path under the temp directory; the file and its -wal, -shm and -journal siblings are
-/// removed when this goes (and before, in case an earlier run left them).
+/// A unique path under the temp directory; the file and its -wal, -shm, -journal and .lock siblings
+/// are removed when this goes (and before, in case an earlier run left them).
 class temp_path {
 public:
     temp_path() : path_(unique_name()) { remove_files(); }
@@ -38,7 +38,7 @@ public:
     [[nodiscard]] const std::string& str() const noexcept { return path_; }
 
     void remove_files() const noexcept {
-        for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+        for (const char* suffix : {"", "-wal", "-shm", "-journal", ".lock"}) {
             std::error_code ec;
             std::filesystem::remove(path_ + suffix, ec);
         }
