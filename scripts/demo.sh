@@ -3,6 +3,11 @@
 # hello_saga example. Arguments are passed to the demo binary.
 #
 # Usage: scripts/demo.sh [demo arguments...]
+#
+# The demo starts from a fresh installation at --store (default campaign_demo.db in the current
+# directory): it replaces an earlier one, and refuses (exit 1, deleting nothing) a file that is
+# not one of its own, a read-only one, or an installation a running process uses
+# (docs/campaign-publishing.md, "What setup and the demo replace").
 set -euo pipefail
 
 # shellcheck source=scripts/common.sh

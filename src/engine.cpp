@@ -856,6 +856,12 @@ void engine_impl::on_committed(const std::shared_ptr<instance>& inst, result<voi
             for (auto& in : batch) {
                 if (in.from) {
                     in.from->nack(std::chrono::seconds{1});
+                } else if (in.what == input::kind::timer) {
+                    // handle() disarmed the timer; a plain retry would find it disarmed and
+                    // drop it (the stored timer would never fire in this process): arm it again
+                    arm(inst,
+                        timer_record{inst->id, in.timer_id, clock_->now() + std::chrono::seconds{1},
+                                     std::move(in.timer_payload)});
                 } else {
                     retry_later(inst->id, std::move(in), std::chrono::seconds{1});
                 }

@@ -115,6 +115,40 @@ saga::result<consistency_report> check_consistency(const data_paths& paths, saga
             it->second.open_saga = r.id;
     }
 
+    // Every run's history: readable (a damaged page of the history shows here, also when the
+    // store's own check on open is off or missed it), not empty, its versions never going down
+    // nor past the run's own.
+    saga::list_filter every;
+    every.limit = 1000;
+    for (;;) {
+        SAGA_TRY(auto page, engine.list(every));
+        for (const auto& r : page) {
+            auto h = engine.history(r.id);
+            if (!h) {
+                report.problems.push_back(
+                    fmt::format("the history of {} cannot be read: {}", r.id, h.error().message));
+                continue;
+            }
+            if (h.value().empty()) {
+                report.problems.push_back(fmt::format("{} has no history", r.id));
+                continue;
+            }
+            std::uint64_t last = 0;
+            for (const auto& e : h.value()) {
+                if (e.version < last || e.version > r.version) {
+                    report.problems.push_back(fmt::format(
+                        "the history of {} is out of order: entry '{}' at version {} (after {}, "
+                        "the run is at {})",
+                        r.id, e.event, e.version, last, r.version));
+                    break;
+                }
+                last = e.version;
+            }
+        }
+        if (page.size() < every.limit) break;
+        every.after_id = page.back().id;
+    }
+
     for (auto& [id, c] : campaigns) {
         std::vector<std::string> issues;
         std::set<std::string> live, paused, pending;

@@ -52,7 +52,9 @@ struct consistency_report {
 ///   live or paused, nothing in its feed;
 /// - PUBLISHING: only while an action saga is open for it.
 /// Campaigns with an open action saga are reported "in progress" and not judged. Reservations
-/// and ads of unknown campaigns are orphans. `errc::store_failure` if a database cannot be read.
+/// and ads of unknown campaigns are orphans. The history of every saga is read too: one that
+/// cannot be read (a damaged page), is empty or is out of order is a problem.
+/// `errc::store_failure` if a database cannot be read.
 [[nodiscard]] saga::result<consistency_report> check_consistency(const data_paths& paths,
                                                                  saga::engine& engine);
 

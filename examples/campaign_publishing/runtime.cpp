@@ -76,8 +76,10 @@ saga::result<std::unique_ptr<runtime>> runtime::open(runtime_options options) {
     std::unique_ptr<runtime> rt(new runtime());
     rt->options_ = std::move(options);
     rt->clock_ = std::make_shared<saga::system_clock>();
-    auto store = saga::sqlite::sqlite_store::open(
-        {.path = rt->options_.paths.store.string(), .sync = saga::sqlite::synchronous::normal});
+    const bool read_only = rt->options_.read_only;
+    auto store = saga::sqlite::sqlite_store::open({.path = rt->options_.paths.store.string(),
+                                                   .sync = saga::sqlite::synchronous::normal,
+                                                   .read_only = read_only});
     if (!store) return store.error();
     rt->store_ = store.value();
     SAGA_TRY(rt->transport_, make_transport(rt->options_.transport, rt->clock_, rt->options_.sim,
@@ -85,10 +87,15 @@ saga::result<std::unique_ptr<runtime>> runtime::open(runtime_options options) {
     const bool shared = transport_is_shared(rt->options_.transport);
     // The engine's structured log goes to a file beside the store (every step outcome, at info),
     // so the terminal shows the demo's progress and `tail -f` shows the engine's view.
-    auto log_path = rt->options_.paths.store;
-    log_path += ".log";
-    auto log = saga::json_lines_sink::open(log_path);
-    if (!log) return log.error();
+    // (read-only, nothing runs: warnings, if any, go to stderr)
+    std::shared_ptr<saga::log_sink> log_sink;
+    if (!read_only) {
+        auto log_path = rt->options_.paths.store;
+        log_path += ".log";
+        auto log = saga::json_lines_sink::open(log_path);
+        if (!log) return log.error();
+        log_sink = log.value();
+    }
     rt->engine_ = std::make_unique<saga::engine>(
         rt->store_, rt->transport_,
         saga::engine_options{
@@ -104,10 +111,10 @@ saga::result<std::unique_ptr<runtime>> runtime::open(runtime_options options) {
             .seed = rt->options_.sim.seed,
             // several engines share the store: pick up timers and runs a dead one left
             .sweep_interval = shared ? std::chrono::seconds{3} : saga::duration{0},
-            .log_sink = log.value(),
+            .log_sink = log_sink,
             .log_level = saga::log_level::info});
     SAGA_TRY(register_sagas(*rt->engine_, rt->options_.sim));
-    if (!shared) {
+    if (!shared && !read_only) {
         try {
             rt->services_ = std::make_unique<service_set>(rt->options_.paths, rt->options_.sim);
         } catch (const std::exception& e) {
@@ -125,6 +132,10 @@ runtime::~runtime() {
 
 saga::result<void> runtime::start() {
     if (running_) return saga::success();
+    if (options_.read_only)
+        return saga::error{saga::errc::invalid_state,
+                           fmt::format("{} was opened read-only: nothing can run on it",
+                                       options_.paths.store.string())};
     if (services_) {
         SAGA_TRY(services_->start(transport_));
     }

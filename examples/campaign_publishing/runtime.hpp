@@ -43,6 +43,10 @@ struct runtime_options {
     simulation sim;
     /// engine worker threads
     std::size_t workers = 2;
+    /// open the store read-only, with no services and no engine log (`list`, `check`, `status`
+    /// and `history`, which only read): works on files that cannot be written; `start` is
+    /// `errc::invalid_state`
+    bool read_only = false;
 };
 
 /// Makes the transport named `name`. "memory" is the in-memory transport (every service runs
@@ -81,7 +85,7 @@ public:
     runtime& operator=(const runtime&) = delete;
 
     /// Starts the services (in-memory transport) and the engine's threads; unfinished runs of an
-    /// earlier process resume.
+    /// earlier process resume. `errc::invalid_state` for a runtime opened read-only.
     [[nodiscard]] saga::result<void> start();
     /// Stops the engine and the services (idempotent).
     void stop();

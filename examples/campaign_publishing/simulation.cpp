@@ -74,20 +74,4 @@ std::filesystem::path data_paths::service(std::string_view service) const {
     return p;
 }
 
-std::vector<std::filesystem::path> data_paths::all_files() const {
-    std::vector<std::filesystem::path> bases{store};
-    for (auto s :
-         {endpoints::campaigns, endpoints::catalog, endpoints::billing, endpoints::analytics})
-        bases.push_back(service(s));
-    for (auto n : all_networks) bases.push_back(service(endpoints::network(n)));
-    std::vector<std::filesystem::path> out;
-    for (const auto& b : bases)
-        for (const char* suffix : {"", "-wal", "-shm", "-journal", ".log"}) {
-            auto f = b;
-            f += suffix;
-            out.push_back(std::move(f));
-        }
-    return out;
-}
-
 }  // namespace campaign

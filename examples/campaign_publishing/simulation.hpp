@@ -68,8 +68,6 @@ struct data_paths {
 
     /// The database file of service `service` ("campaigns", "billing", "adnet.google", ...).
     [[nodiscard]] std::filesystem::path service(std::string_view service) const;
-    /// Every file of the installation (store, its WAL files, and the services' files).
-    [[nodiscard]] std::vector<std::filesystem::path> all_files() const;
 };
 
 }  // namespace campaign

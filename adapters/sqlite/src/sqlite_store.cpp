@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <deque>
 #include <exception>
+#include <filesystem>
 #include <future>
 #include <limits>
 #include <map>
@@ -21,6 +22,9 @@
 #include <stdexcept>
 #include <utility>
 #include <variant>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace saga::sqlite {
 
@@ -145,6 +149,15 @@ int to_int_ms(duration d) noexcept {
         std::clamp<duration::rep>(d.count(), 0, std::numeric_limits<int>::max()));
 }
 
+/// What to do about a damaged store.
+std::string corrupt_remedy(std::string_view path) {
+    std::string s =
+        "restore the file from a backup, or save what can still be read with `sqlite3 '";
+    s.append(path);
+    s.append("' .recover | sqlite3 recovered.db`");
+    return s;
+}
+
 /// The error for a failed SQLite call: busy/locked is `store_busy` (retryable), anything else
 /// `store_failure`; the message names the file, what was being done and SQLite's reason.
 error sqlite_error(std::string_view path, std::string_view op, const SQLite::Exception& e) {
@@ -156,7 +169,10 @@ error sqlite_error(std::string_view path, std::string_view op, const SQLite::Exc
         msg.append(op);
         msg.append(": ");
         msg.append(e.what());
-        msg.append(")");
+        msg.append(primary == SQLITE_CORRUPT ? "); " : ")");
+        if (primary == SQLITE_CORRUPT) {
+            msg.append(corrupt_remedy(path));
+        }
         return {errc::store_failure, std::move(msg)};
     }
     msg.append(op);
@@ -382,7 +398,12 @@ result<encoded_transition> encode(transition& t) {
 
 // ---- connections ------------------------------------------------------------------------------
 
-constexpr int open_flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+constexpr int write_flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+constexpr int read_only_flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
+
+const char* sync_pragma(synchronous sync) noexcept {
+    return sync == synchronous::full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL";
+}
 
 constexpr const char* record_columns =
     "id, definition, definition_version, version, status, correlation_key, exclusive, data, "
@@ -443,8 +464,8 @@ struct reader_connection {
     /// `list` statements by the shape of the filter (which fields are set)
     std::map<unsigned, SQLite::Statement> lists;
 
-    reader_connection(const std::string& path, int busy_ms)
-        : db(path, open_flags, busy_ms),
+    reader_connection(const std::string& path, int busy_ms, int flags)
+        : db(path, flags, busy_ms),
           load(db, std::string("SELECT ") + record_columns + " FROM instances WHERE id = ?1"),
           history(db,
                   "SELECT version, at, event, step, attempt, detail FROM history "
@@ -557,6 +578,57 @@ result<file_state> inspect(SQLite::Database& db, std::string_view path) {
     return file_state{.fresh = false, .version = version};
 }
 
+/// True when `path`'s directory cannot be written and neither `-wal` nor `-shm` exists: SQLite
+/// cannot open a WAL-mode file there, and no writer can have it open (it would need those files).
+bool unwritable_wal_dir(const std::string& path) {
+    namespace fs = std::filesystem;
+    fs::path dir = fs::path(path).parent_path();
+    if (dir.empty()) {
+        dir = ".";
+    }
+    std::error_code ec;
+    return ::access(dir.c_str(), W_OK) != 0 && !fs::exists(path + "-wal", ec) &&
+           !fs::exists(path + "-shm", ec);
+}
+
+/// `file:<path>?immutable=1`, the path percent-encoded where a URI needs it.
+std::string immutable_uri(const std::string& path) {
+    std::string uri = "file:";
+    for (const char c : path) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (c == '%' || c == '?' || c == '#' || byte < 0x20 || byte >= 0x7f) {
+            constexpr char hex[] = "0123456789abcdef";
+            uri += '%';
+            uri += hex[byte >> 4];
+            uri += hex[byte & 0xf];
+        } else {
+            uri += c;
+        }
+    }
+    return uri + "?immutable=1";
+}
+
+/// `PRAGMA quick_check`: every page of the file is read and its b-tree structure checked (not
+/// the indexes' agreement with their tables, which `integrity_check` adds at many times the
+/// cost). A damaged file is `errc::store_failure` naming what was found and what to do.
+result<void> check_integrity(SQLite::Database& db, std::string_view path) {
+    std::vector<std::string> found;
+    SQLite::Statement check(db, "PRAGMA quick_check(5)");
+    while (check.executeStep()) {
+        found.push_back(column_text(check, 0));
+    }
+    if (found.size() == 1 && found.front() == "ok") {
+        return success();
+    }
+    std::string msg = about_file(path) + "the file is damaged (PRAGMA quick_check found:";
+    for (const std::string& line : found) {
+        msg += " " + line + ";";
+    }
+    msg += ") ";
+    msg += corrupt_remedy(path);
+    return error{errc::store_failure, std::move(msg)};
+}
+
 error newer_schema(std::string_view path, int found, int latest) {
     return {errc::invalid_state, about_file(path) + "written by schema version " +
                                      std::to_string(found) + ", newer than this library's " +
@@ -625,9 +697,16 @@ result<void> migrate(SQLite::Database& db, std::string_view path,
 // ---- the store --------------------------------------------------------------------------------
 
 struct sqlite_store::impl {
+    // declared first, so released last: after every connection below is closed
+    std::optional<store_lock> file_lock;
+
     std::string path;
     store_options options;
     detail::connection_settings settings;
+    bool read_only = false;
+    int busy_ms = 0;
+    /// read-only: what the read connection opens (the path, or an immutable URI)
+    std::string read_name;
 
     // the writer connection: used by open, then only by the writer thread
     std::unique_ptr<SQLite::Database> writer_db;
@@ -646,11 +725,27 @@ struct sqlite_store::impl {
     std::atomic<std::uint64_t> batches{0};
     std::atomic<std::uint64_t> largest_batch{0};
     std::atomic<std::uint64_t> failed_batches{0};
+    std::atomic<std::uint64_t> reconnects{0};
     std::mutex metrics_mutex;
     std::shared_ptr<metrics_registry> metrics;
 
-    ~impl() {
-        // statements before their connection
+    // test access: `PRAGMA max_page_count` for the writer connection (0: none asked), applied by
+    // the writer thread before its next transaction
+    std::atomic<std::int64_t> page_limit{0};
+    std::int64_t applied_page_limit = 0;
+
+    ~impl() { drop_writer(); }
+
+    /// Opens the writer connection (the file exists and is migrated) and prepares its
+    /// statements. Throws on failure.
+    void connect_writer() {
+        writer_db = std::make_unique<SQLite::Database>(path, write_flags, busy_ms);
+        writer_db->exec(sync_pragma(options.sync));
+        writer = std::make_unique<writer_connection>(*writer_db);
+        applied_page_limit = 0;
+    }
+    /// Closes the writer connection (statements first).
+    void drop_writer() noexcept {
         writer.reset();
         writer_db.reset();
     }
@@ -772,10 +867,26 @@ void sqlite_store::impl::run_batch(std::vector<work_item>& batch) {
         return other_error(path, op, &e);
     };
 
-    try {
-        statement_use(writer->begin)->exec();
-    } catch (const std::exception& e) {
-        batch_error = failure_of("begin transaction", e);
+    if (!writer) {
+        // the last transaction failed and its connection was closed: start afresh
+        try {
+            connect_writer();
+            reconnects.fetch_add(1, std::memory_order_relaxed);
+        } catch (const std::exception& e) {
+            drop_writer();
+            batch_error = failure_of("reopen the connection after a failed transaction", e);
+        }
+    }
+    if (!batch_error) {
+        try {
+            if (const auto limit = page_limit.load(); limit != applied_page_limit) {
+                writer_db->exec("PRAGMA max_page_count = " + std::to_string(limit));
+                applied_page_limit = limit;
+            }
+            statement_use(writer->begin)->exec();
+        } catch (const std::exception& e) {
+            batch_error = failure_of("begin transaction", e);
+        }
     }
     if (!batch_error) {
         for (std::size_t i = 0; i < n; ++i) {
@@ -811,8 +922,17 @@ void sqlite_store::impl::run_batch(std::vector<work_item>& batch) {
             batch_error = failure_of("commit", e);
         }
     }
-    if (batch_error && sqlite3_get_autocommit(writer_db->getHandle()) == 0) {
-        writer_db->tryExec("ROLLBACK");
+    if (batch_error && writer_db) {
+        if (sqlite3_get_autocommit(writer_db->getHandle()) == 0) {
+            writer_db->tryExec("ROLLBACK");
+        }
+        // A lock held elsewhere leaves the connection as it was. Anything else (disk full, an
+        // I/O error) may leave SQLite's transaction or savepoint state behind, or a statement
+        // in an error state: close the connection, the next batch opens a fresh one.
+        if (*batch_error != errc::store_busy ||
+            sqlite3_get_autocommit(writer_db->getHandle()) == 0) {
+            drop_writer();
+        }
     }
 
     std::uint64_t committed = 0;
@@ -1037,18 +1157,92 @@ result<std::shared_ptr<sqlite_store>> sqlite_store::open_(
     const int latest = migrations.back().version;
     const int busy_ms = to_int_ms(options.busy_timeout);
 
-    std::string_view stage = "open";
+    std::string_view stage = "lock";
     try {
         auto state = std::make_shared<impl>();
         state->path = path;
         state->options = options;
+        state->read_only = options.read_only;
+        state->busy_ms = busy_ms;
+        // read-only, a lock file that cannot be created (a read-only directory) is no error:
+        // nobody can delete the store there either
+        SAGA_TRY(auto lock, store_lock::shared(path, options.busy_timeout, options.read_only));
+        state->file_lock.emplace(std::move(lock));
 
+        if (options.read_only) {
+            stage = "open";
+            std::error_code ec;
+            if (!std::filesystem::exists(path, ec)) {
+                return error{errc::store_failure,
+                             about_file(path) +
+                                 "no such file (a store opened read-only is not "
+                                 "created; check the path)"};
+            }
+            state->read_name = path;
+            auto opened = [&]() -> result<file_state> {
+                try {
+                    SQLite::Database db(path, read_only_flags, busy_ms);
+                    return inspect(db, path);
+                } catch (const SQLite::Exception& e) {
+                    // SQLITE_CANTOPEN, or SQLITE_READONLY when the -shm cannot be made
+                    const int primary = e.getErrorCode() & 0xff;
+                    if ((primary != SQLITE_CANTOPEN && primary != SQLITE_READONLY) ||
+                        !unwritable_wal_dir(path)) {
+                        throw;
+                    }
+                }
+                // WAL mode needs a -shm file, which this directory cannot hold; with no -wal
+                // and no -shm there, no process can be writing the store: read it as immutable
+                state->read_name = immutable_uri(path);
+                SQLite::Database db(state->read_name, read_only_flags | SQLITE_OPEN_URI, busy_ms);
+                return inspect(db, path);
+            };
+            SAGA_TRY(const file_state found, opened());
+            {
+                const int flags =
+                    state->read_name == path ? read_only_flags : read_only_flags | SQLITE_OPEN_URI;
+                SQLite::Database db(state->read_name, flags, busy_ms);
+                if (found.fresh) {
+                    return error{errc::store_failure,
+                                 about_file(path) +
+                                     "not a saga store: the database is empty "
+                                     "(a store opened read-only is not created)"};
+                }
+                if (found.version > latest) {
+                    return newer_schema(path, found.version, latest);
+                }
+                if (found.version < latest) {
+                    return error{errc::invalid_state,
+                                 about_file(path) + "written by schema version " +
+                                     std::to_string(found.version) +
+                                     ", older than this "
+                                     "library's " +
+                                     std::to_string(latest) +
+                                     ": open it read-write once to migrate it"};
+                }
+                state->settings.opened_at_version = found.version;
+                if (options.check_integrity) {
+                    stage = "check integrity";
+                    SAGA_TRY(check_integrity(db, path));
+                }
+                state->settings.journal_mode = query_text(db, "PRAGMA journal_mode");
+            }
+            stage = "open the read connection";
+            state->reader = std::make_unique<reader_connection>(
+                state->read_name, busy_ms,
+                state->read_name == path ? read_only_flags : read_only_flags | SQLITE_OPEN_URI);
+            return std::shared_ptr<sqlite_store>(new sqlite_store(state));
+        }
+
+        stage = "open";
         state->writer_db =
-            std::make_unique<SQLite::Database>(path, open_flags | SQLITE_OPEN_CREATE, busy_ms);
+            std::make_unique<SQLite::Database>(path, write_flags | SQLITE_OPEN_CREATE, busy_ms);
         SQLite::Database& db = *state->writer_db;
         if (sqlite3_db_readonly(db.getHandle(), "main") == 1) {
             return error{errc::store_failure,
-                         about_file(path) + "the file is read-only (a store needs to write it)"};
+                         about_file(path) +
+                             "the file is read-only (a store needs to write it; "
+                             "open it with store_options::read_only to read it)"};
         }
 
         // recognise the file before changing anything in it
@@ -1058,6 +1252,10 @@ result<std::shared_ptr<sqlite_store>> sqlite_store::open_(
             return newer_schema(path, found.version, latest);
         }
         state->settings.opened_at_version = found.version;
+        if (options.check_integrity && !found.fresh) {
+            stage = "check integrity";
+            SAGA_TRY(check_integrity(db, path));
+        }
 
         stage = "configure the connection";
         const std::string journal = query_text(db, "PRAGMA journal_mode = WAL");
@@ -1066,9 +1264,7 @@ result<std::shared_ptr<sqlite_store>> sqlite_store::open_(
                 errc::store_failure,
                 about_file(path) + "cannot switch to WAL mode (journal mode is '" + journal + "')"};
         }
-        const char* sync_pragma = options.sync == synchronous::full ? "PRAGMA synchronous = FULL"
-                                                                    : "PRAGMA synchronous = NORMAL";
-        db.exec(sync_pragma);
+        db.exec(sync_pragma(options.sync));
 
         if (found.fresh || found.version < latest) {
             stage = "migrate the schema";
@@ -1081,8 +1277,8 @@ result<std::shared_ptr<sqlite_store>> sqlite_store::open_(
         stage = "prepare statements";
         state->writer = std::make_unique<writer_connection>(db);
         stage = "open the read connection";
-        state->reader = std::make_unique<reader_connection>(path, busy_ms);
-        state->reader->db.exec(sync_pragma);
+        state->reader = std::make_unique<reader_connection>(path, busy_ms, write_flags);
+        state->reader->db.exec(sync_pragma(options.sync));
 
         stage = "start the writer thread";
         std::shared_ptr<sqlite_store> store(new sqlite_store(state));
@@ -1095,10 +1291,96 @@ result<std::shared_ptr<sqlite_store>> sqlite_store::open_(
     }
 }
 
+result<void> sqlite_store::remove(const store_lock& lock) {
+    const std::string& path = lock.store_path();
+    if (!lock.is_exclusive() || !lock.held()) {
+        return error{errc::invalid_argument, about_file(path) +
+                                                 "remove needs the store's lock held exclusively "
+                                                 "(store_lock::exclusive)"};
+    }
+    namespace fs = std::filesystem;
+    const std::string keep = "; nothing was deleted: move it away, or choose another path";
+    return guarded(path, "remove", [&]() -> result<void> {
+        std::error_code ec;
+        const fs::file_status status = fs::symlink_status(path, ec);
+        const bool present = !ec && fs::exists(status);
+        if (present) {
+            if (!fs::is_regular_file(fs::status(path, ec)) || ec) {
+                return error{
+                    errc::store_failure,
+                    about_file(path) + "not a file (a directory or a special file)" + keep};
+            }
+            struct ::stat st {};
+            const bool writable = ::stat(path.c_str(), &st) == 0 && (st.st_mode & 0222) != 0 &&
+                                  ::access(path.c_str(), W_OK) == 0;
+            if (!writable) {
+                return error{errc::store_failure,
+                             about_file(path) +
+                                 "the file is read-only; nothing was deleted: make it writable "
+                                 "(chmod u+w) if it is to be replaced, or choose another path"};
+            }
+            fs::path dir = fs::path(path).parent_path();
+            if (dir.empty()) {
+                dir = ".";
+            }
+            struct ::stat dst {};
+            const bool dir_writable = ::stat(dir.c_str(), &dst) == 0 && (dst.st_mode & 0222) != 0 &&
+                                      ::access(dir.c_str(), W_OK | X_OK) == 0;
+            if (!dir_writable) {
+                return error{errc::store_failure, about_file(path) + "its directory '" +
+                                                      dir.string() +
+                                                      "' is read-only; nothing was deleted"};
+            }
+            if (st.st_size > 0) {
+                // recognise the file (read only, and closed before anything is deleted)
+                SQLite::Database db(path, read_only_flags, 0);
+                auto found = [&]() -> result<file_state> {
+                    try {
+                        return inspect(db, path);
+                    } catch (const SQLite::Exception& e) {
+                        error err = sqlite_error(path, "read the schema", e);
+                        return error{errc::store_failure, err.message};
+                    }
+                }();
+                if (!found) {
+                    return error{errc::store_failure, found.error().message + keep};
+                }
+            }
+            if (!fs::remove(path, ec) || ec) {
+                return error{errc::store_failure,
+                             about_file(path) + "cannot delete it: " + ec.message()};
+            }
+        }
+        // the files SQLite keeps beside it (also when the store itself is gone: a stale -wal
+        // must not meet a new database of the same name)
+        for (const char* suffix : {"-wal", "-shm", "-journal"}) {
+            fs::remove(path + suffix, ec);
+            if (ec) {
+                return error{errc::store_failure, about_file(path) + "cannot delete '" + path +
+                                                      suffix + "': " + ec.message()};
+            }
+        }
+        return success();
+    });
+}
+
 // ---- the state_store interface ----------------------------------------------------------------
+
+namespace {
+error read_only_error(std::string_view path) {
+    return {errc::invalid_state,
+            about_file(path) + "opened read-only (store_options::read_only): it cannot be written"};
+}
+}  // namespace
 
 void sqlite_store::async_commit(transition t, commit_handler done) {
     std::optional<error> refused;
+    if (impl_->read_only) {
+        if (done) {
+            done(read_only_error(impl_->path));
+        }
+        return;
+    }
     try {
         auto encoded = encode(t);
         if (encoded) {
@@ -1119,6 +1401,9 @@ void sqlite_store::async_commit(transition t, commit_handler done) {
 result<void> sqlite_store::ack_outbox(std::span<const std::string> message_ids) {
     if (message_ids.empty()) {
         return success();
+    }
+    if (impl_->read_only) {
+        return read_only_error(impl_->path);
     }
     return guarded(impl_->path, "ack_outbox", [&]() -> result<void> {
         // shared: the writer may still be inside set_value when get() returns
@@ -1282,11 +1567,16 @@ store_stats sqlite_store::stats() const {
     return {.commits = impl_->commits.load(std::memory_order_relaxed),
             .batches = impl_->batches.load(std::memory_order_relaxed),
             .largest_batch = impl_->largest_batch.load(std::memory_order_relaxed),
-            .failed_batches = impl_->failed_batches.load(std::memory_order_relaxed)};
+            .failed_batches = impl_->failed_batches.load(std::memory_order_relaxed),
+            .reconnects = impl_->reconnects.load(std::memory_order_relaxed)};
 }
 
 const std::string& sqlite_store::path() const noexcept {
     return impl_->path;
+}
+
+bool sqlite_store::read_only() const noexcept {
+    return impl_->read_only;
 }
 
 // ---- test access ------------------------------------------------------------------------------
@@ -1300,6 +1590,10 @@ result<std::shared_ptr<sqlite_store>> store_access::open(store_options options,
 
 connection_settings store_access::settings(const sqlite_store& store) {
     return store.impl_->settings;
+}
+
+void store_access::set_max_page_count(sqlite_store& store, std::int64_t pages) {
+    store.impl_->page_limit.store(pages);
 }
 
 }  // namespace detail

@@ -5,6 +5,7 @@
 #include <csignal>
 #include <thread>
 
+#include "../installation.hpp"
 #include "cli.hpp"
 
 namespace campaign::cli {
@@ -17,8 +18,13 @@ using json = nlohmann::json;
 /// How long a subcommand follows a run before it gives up (the run goes on in the next process).
 constexpr std::chrono::milliseconds follow_limit = 60s;
 
-/// Opens the runtime (and starts it when `start`), or prints why not.
-std::unique_ptr<runtime> open_runtime(const arguments& args, bool start, int& code) {
+/// How a subcommand uses the store.
+enum class access { read_only, read_write };
+
+/// Opens the runtime (and starts it when `start`), or prints why not. Read-only, it writes
+/// nothing (and works on files that cannot be written).
+std::unique_ptr<runtime> open_runtime(const arguments& args, bool start, int& code,
+                                      access how = access::read_write) {
     if (!std::filesystem::exists(args.runtime.paths.store) && args.command != "services") {
         code = report_error(
             saga::error{saga::errc::not_found,
@@ -26,7 +32,9 @@ std::unique_ptr<runtime> open_runtime(const arguments& args, bool start, int& co
                                     args.runtime.paths.store.string())});
         return nullptr;
     }
-    auto rt = runtime::open(args.runtime);
+    auto options = args.runtime;
+    options.read_only = how == access::read_only;
+    auto rt = runtime::open(options);
     if (!rt) {
         code = report_error(rt.error());
         return nullptr;
@@ -113,7 +121,7 @@ int run_approve(const arguments& args) {
 
 int run_status(const arguments& args) {
     int code = ok;
-    auto rt = open_runtime(args, false, code);
+    auto rt = open_runtime(args, false, code, access::read_only);
     if (!rt) return code;
     auto id = run_of(*rt, args.positional.front());
     if (!id) return report_error(id.error());
@@ -128,7 +136,7 @@ int run_status(const arguments& args) {
 
 int run_list(const arguments& args) {
     int code = ok;
-    auto rt = open_runtime(args, false, code);
+    auto rt = open_runtime(args, false, code, access::read_only);
     if (!rt) return code;
     auto cs = rt->campaigns();
     if (!cs) return report_error(cs.error());
@@ -163,7 +171,7 @@ int run_list(const arguments& args) {
 
 int run_history(const arguments& args) {
     int code = ok;
-    auto rt = open_runtime(args, false, code);
+    auto rt = open_runtime(args, false, code, access::read_only);
     if (!rt) return code;
     auto id = run_of(*rt, args.positional.front());
     if (!id) return report_error(id.error());
@@ -218,7 +226,7 @@ int run_resume(const arguments& args) {
 
 int run_check(const arguments& args) {
     int code = ok;
-    auto rt = open_runtime(args, false, code);
+    auto rt = open_runtime(args, false, code, access::read_only);
     if (!rt) return code;
     auto report = rt->check();
     if (!report) return report_error(report.error());
@@ -257,7 +265,8 @@ int run_reset(const arguments& args) {
 
 int run_setup(const arguments& args) {
     auto opts = args.runtime;
-    for (const auto& f : opts.paths.all_files()) std::filesystem::remove(f);
+    if (auto cleared = clear_installation(opts.paths, "setup"); !cleared)
+        return report_error(cleared.error());
     // the store and the services' databases are files: no transport is needed to create them
     opts.transport = "memory";
     auto rt = runtime::open(opts);

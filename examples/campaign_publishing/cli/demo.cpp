@@ -5,6 +5,7 @@
 
 #include <thread>
 
+#include "../installation.hpp"
 #include "cli.hpp"
 
 namespace campaign::cli {
@@ -137,15 +138,17 @@ int run_demo(const arguments& args) {
     const auto& opts = args.runtime;
     fmt::print("campaign publishing demo: {} campaigns, seed {}, failure rate {:.2f}, store {}\n",
                args.campaigns, opts.sim.seed, opts.sim.failure_rate, opts.paths.store.string());
-    for (const auto& f : opts.paths.all_files()) std::filesystem::remove(f);
+    // (checked before anything is deleted)
+    if (transport_is_shared(opts.transport))
+        return report_error(
+            saga::error{saga::errc::invalid_argument,
+                        "the demo runs its services in-process: --transport memory"});
+    if (auto cleared = clear_installation(opts.paths, "the demo"); !cleared)
+        return report_error(cleared.error());
 
     auto opened = runtime::open(opts);
     if (!opened) return report_error(opened.error());
     auto& rt = *opened.value();
-    if (!rt.services())
-        return report_error(
-            saga::error{saga::errc::invalid_argument,
-                        "the demo runs its services in-process: --transport memory"});
     const auto samples = rt.services()->seed_samples(args.campaigns);
     if (auto r = rt.start(); !r) return report_error(r.error());
     if (auto r = rt.schedule_background(1s, 1s); !r) return report_error(r.error());

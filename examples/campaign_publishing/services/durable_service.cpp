@@ -6,6 +6,8 @@
 #include <atomic>
 #include <thread>
 
+#include <unistd.h>
+
 #include "../simulation.hpp"
 
 namespace campaign {
@@ -32,6 +34,31 @@ saga::reply_status parse_status(std::string_view s) {
 /// The error of the tombstone recorded for a command whose compensation came first.
 constexpr std::string_view compensated_first = "compensated before it was applied";
 
+bool unwritable_wal_dir(const std::filesystem::path& path) {
+    auto dir = path.parent_path();
+    if (dir.empty()) dir = ".";
+    std::error_code ec;
+    auto sibling = [&](const char* suffix) {
+        auto p = path;
+        p += suffix;
+        return std::filesystem::exists(p, ec);
+    };
+    return ::access(dir.c_str(), W_OK) != 0 && !sibling("-wal") && !sibling("-shm");
+}
+
+/// `file:<path>?immutable=1`, the path percent-encoded where a URI needs it.
+std::string immutable_uri(const std::filesystem::path& path) {
+    std::string uri = "file:";
+    for (const char c : path.string()) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (c == '%' || c == '?' || c == '#' || byte < 0x20 || byte >= 0x7f)
+            uri += fmt::format("%{:02x}", byte);
+        else
+            uri += c;
+    }
+    return uri + "?immutable=1";
+}
+
 std::string new_message_id() {
     static const auto prefix = fmt::format(
         "{:x}",
@@ -44,6 +71,14 @@ std::string new_message_id() {
 }  // namespace
 
 SQLite::Database open_database(const std::filesystem::path& path, bool read_only) {
+    if (read_only && !std::filesystem::exists(path))
+        throw std::runtime_error(fmt::format("{}: no such file", path.string()));
+    if (read_only && unwritable_wal_dir(path)) {
+        // WAL mode needs a -shm file, which this directory cannot hold; with no -wal and -shm
+        // there, no process is writing the file: read it as immutable (as the saga store does)
+        SQLite::Database db(immutable_uri(path), SQLite::OPEN_READONLY | SQLite::OPEN_URI);
+        return db;
+    }
     SQLite::Database db(path.string(), read_only ? SQLite::OPEN_READONLY
                                                  : SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
     db.setBusyTimeout(5000);

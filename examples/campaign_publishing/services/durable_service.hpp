@@ -107,8 +107,9 @@ private:
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
-/// Opens (creating) a service database in WAL mode with a busy timeout, for services and for
-/// the read-only consistency check.
+/// Opens (creating) a service database in WAL mode with a busy timeout, for services; or, with
+/// `read_only`, an existing one without writing anything, for the consistency check and the
+/// listings (in a directory that cannot be written, as immutable). Throws on failure.
 [[nodiscard]] SQLite::Database open_database(const std::filesystem::path& path,
                                              bool read_only = false);
 

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "services.hpp"
 
@@ -24,6 +25,14 @@ product_record sample_product(int i) {
     return p;
 }
 
+/// The store's lock, shared: the services' files belong with the store (throws if it cannot be
+/// taken: the constructor's callers turn that into an error).
+saga::sqlite::store_lock installation_lock(const data_paths& paths) {
+    auto lock = saga::sqlite::store_lock::shared(paths.store.string());
+    if (!lock) throw std::runtime_error(lock.error().message);
+    return std::move(lock).value();
+}
+
 std::vector<std::string> skus(std::initializer_list<int> ids) {
     std::vector<std::string> out;
     for (int i : ids) out.push_back(fmt::format("SKU-{:03}", i));
@@ -35,6 +44,7 @@ std::vector<std::string> skus(std::initializer_list<int> ids) {
 service_set::service_set(const data_paths& paths, const simulation& sim)
     : paths_(paths),
       sim_(sim),
+      lock_(installation_lock(paths)),
       campaigns_(std::make_unique<campaign_service>(paths, sim)),
       catalog_(std::make_unique<catalog_service>(paths, sim)),
       billing_(std::make_unique<billing_service>(paths, sim)),

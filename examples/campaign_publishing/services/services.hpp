@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <saga/endpoint_policy.hpp>
+#include <saga/sqlite/store_lock.hpp>
 
 #include "../domain.hpp"
 #include "../simulation.hpp"
@@ -206,6 +207,9 @@ public:
 private:
     data_paths paths_;
     simulation sim_;
+    /// held shared while the services' files are open (before they open, released after they
+    /// close), so that `setup` and the demo see the installation in use
+    saga::sqlite::store_lock lock_;
     std::unique_ptr<campaign_service> campaigns_;
     std::unique_ptr<catalog_service> catalog_;
     std::unique_ptr<billing_service> billing_;

@@ -1,6 +1,6 @@
 #pragma once
 /// @file temp_store.hpp
-/// Temporary database files for the SQLite store tests.
+/// Temporary database files for the SQLite store tests, and the immutable attribute.
 
 #include <catch2/catch.hpp>
 
@@ -16,6 +16,9 @@
 #include <utility>
 #include <vector>
 
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <saga/sqlite/sqlite_store.hpp>
@@ -23,8 +26,8 @@
 
 namespace saga::sqlite::test {
 
-/// A unique path under the temp directory; the file and its -wal, -shm and -journal siblings are
-/// removed when this goes (and before, in case an earlier run left them).
+/// A unique path under the temp directory; the file and its -wal, -shm, -journal and .lock siblings
+/// are removed when this goes (and before, in case an earlier run left them).
 class temp_path {
 public:
     temp_path() : path_(unique_name()) { remove_files(); }
@@ -35,7 +38,7 @@ public:
     [[nodiscard]] const std::string& str() const noexcept { return path_; }
 
     void remove_files() const noexcept {
-        for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+        for (const char* suffix : {"", "-wal", "-shm", "-journal", ".lock"}) {
             std::error_code ec;
             std::filesystem::remove(path_ + suffix, ec);
         }
@@ -73,6 +76,37 @@ inline std::shared_ptr<state_store> fresh_store(store_options options = {}) {
                 path.reset();
             }};
 }
+
+/// Sets the immutable attribute of a file or directory (which even root cannot write through)
+/// for its lifetime. `ok()` is false where the file system or the capabilities do not allow it.
+class immutable_flag {
+public:
+    explicit immutable_flag(const std::string& path) {
+        fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK);
+        int flags = 0;
+        if (fd_ >= 0 && ::ioctl(fd_, FS_IOC_GETFLAGS, &flags) == 0) {
+            flags |= FS_IMMUTABLE_FL;
+            ok_ = ::ioctl(fd_, FS_IOC_SETFLAGS, &flags) == 0;
+        }
+    }
+    ~immutable_flag() {
+        int flags = 0;
+        if (ok_ && ::ioctl(fd_, FS_IOC_GETFLAGS, &flags) == 0) {
+            flags &= ~FS_IMMUTABLE_FL;
+            ::ioctl(fd_, FS_IOC_SETFLAGS, &flags);
+        }
+        if (fd_ >= 0) {
+            ::close(fd_);
+        }
+    }
+    immutable_flag(const immutable_flag&) = delete;
+    immutable_flag& operator=(const immutable_flag&) = delete;
+    [[nodiscard]] bool ok() const noexcept { return ok_; }
+
+private:
+    int fd_ = -1;
+    bool ok_ = false;
+};
 
 /// The bytes of a file.
 inline std::vector<char> file_bytes(const std::string& path) {

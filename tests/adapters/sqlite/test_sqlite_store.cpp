@@ -7,9 +7,6 @@
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 
-#include <fcntl.h>
-#include <linux/fs.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -34,6 +31,7 @@ using namespace saga::contract;
 using saga::sqlite::sqlite_store;
 using saga::sqlite::store_options;
 using saga::sqlite::test::file_bytes;
+using saga::sqlite::test::immutable_flag;
 using saga::sqlite::test::open_store;
 using saga::sqlite::test::temp_path;
 
@@ -98,37 +96,6 @@ public:
 private:
     SQLite::Database db_;
     bool held_ = true;
-};
-
-/// Sets the immutable attribute of a file or directory (which even root cannot write through)
-/// for its lifetime. `ok()` is false where the file system or the capabilities do not allow it.
-class immutable_flag {
-public:
-    explicit immutable_flag(const std::string& path) {
-        fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK);
-        int flags = 0;
-        if (fd_ >= 0 && ::ioctl(fd_, FS_IOC_GETFLAGS, &flags) == 0) {
-            flags |= FS_IMMUTABLE_FL;
-            ok_ = ::ioctl(fd_, FS_IOC_SETFLAGS, &flags) == 0;
-        }
-    }
-    ~immutable_flag() {
-        int flags = 0;
-        if (ok_ && ::ioctl(fd_, FS_IOC_GETFLAGS, &flags) == 0) {
-            flags &= ~FS_IMMUTABLE_FL;
-            ::ioctl(fd_, FS_IOC_SETFLAGS, &flags);
-        }
-        if (fd_ >= 0) {
-            ::close(fd_);
-        }
-    }
-    immutable_flag(const immutable_flag&) = delete;
-    immutable_flag& operator=(const immutable_flag&) = delete;
-    [[nodiscard]] bool ok() const noexcept { return ok_; }
-
-private:
-    int fd_ = -1;
-    bool ok_ = false;
 };
 
 std::string meta_value(const std::string& path, const std::string& key) {

@@ -21,6 +21,7 @@
 
 #include <saga/clock.hpp>
 #include <saga/error.hpp>
+#include <saga/sqlite/store_lock.hpp>
 #include <saga/state_store.hpp>
 
 namespace saga::sqlite {
@@ -55,6 +56,15 @@ struct store_options {
     /// how long a connection waits for a lock held by another connection (another process on
     /// the same file) before failing with `errc::store_busy`
     duration busy_timeout = std::chrono::seconds{5};
+    /// open the file for reading only: nothing in it is written or migrated, there is no writer
+    /// thread, and `async_commit`/`ack_outbox` fail with `errc::invalid_state`. For tools that
+    /// only read (listings, checks), and for files that cannot be written (`chmod 0444`, a
+    /// read-only mount). The file must exist and be a store of this schema version
+    bool read_only = false;
+    /// run `PRAGMA quick_check` on open and refuse a file with a damaged page (it reads the
+    /// whole file once: about a second per GB, see docs/sqlite.md); off, damage shows only
+    /// when a damaged page is read
+    bool check_integrity = true;
 };
 
 /// Group-commit figures since `open`.
@@ -67,6 +77,9 @@ struct store_stats {
     std::uint64_t largest_batch = 0;
     /// transactions that could not begin or commit: every caller in them got the error
     std::uint64_t failed_batches = 0;
+    /// times the writer closed its connection after a failed transaction (disk full, I/O error)
+    /// and opened a fresh one
+    std::uint64_t reconnects = 0;
 };
 
 /// The SQLite state store. Thread-safe.
@@ -80,19 +93,39 @@ struct store_stats {
 /// thread, in a transaction of its own, so `commit()` may be called there without deadlock.
 /// Reads use a second connection and do not wait for the writer (WAL).
 ///
+/// A transaction that fails for any reason but a lock held elsewhere (disk full, I/O error)
+/// fails its callers, and the writer then closes its connection and opens a fresh one for the
+/// next transaction, so nothing SQLite left behind (an open transaction or savepoint) outlives
+/// the failure: once space is back, commits succeed again without reopening the store.
+///
+/// While open, the store holds its `store_lock` shared (`<path>.lock`), so that a tool can tell
+/// that the store is in use (see `store_lock::exclusive` and `remove`).
+///
 /// Errors carry the SQLite message and the file name. `SQLITE_BUSY`/`SQLITE_LOCKED` (another
 /// process holding the file past `busy_timeout`) is `errc::store_busy`; anything else is
 /// `errc::store_failure`. Malformed transitions are `errc::invalid_argument` (as in
 /// `inmemory::memory_store`), JSON that cannot be stored (invalid UTF-8) is `errc::bad_data`.
 class sqlite_store final : public state_store {
 public:
-    /// Opens (creating if missing) the store at `options.path`, and migrates an older schema
-    /// forward in one transaction. Errors name the file: `errc::store_failure` for a file that
-    /// cannot be opened or written (read-only file or directory), is not a SQLite database or
-    /// is corrupt, or is a SQLite database of another application; `errc::invalid_state` for a
-    /// store written by a newer schema version; `errc::invalid_argument` for bad options. The
-    /// file is not modified in any of these cases.
+    /// Opens (creating if missing) the store at `options.path`, checks its integrity
+    /// (`options.check_integrity`), and migrates an older schema forward in one transaction.
+    /// Errors name the file and say what to do: `errc::store_failure` for a file that cannot be
+    /// opened or written (read-only file or directory: open it with `read_only`), is not a
+    /// SQLite database, is damaged (`PRAGMA quick_check` found a problem), or is a SQLite
+    /// database of another application; `errc::invalid_state` for a store written by a newer
+    /// schema version (or, read-only, an older one); `errc::store_busy` while another process
+    /// deletes or replaces it (holds its `store_lock` exclusively); `errc::invalid_argument` for
+    /// bad options. The file is not modified in any of these cases.
     [[nodiscard]] static result<std::shared_ptr<sqlite_store>> open(store_options options);
+
+    /// Deletes the saga store at `lock.store_path()` with its `-wal`, `-shm` and `-journal`
+    /// files; `lock` must be held exclusively (`store_lock::exclusive`), so no process has the
+    /// store open. Nothing at the path is success (nothing to do). Refused, deleting nothing,
+    /// with a message that names the file and what to do (`errc::store_failure`): a file that
+    /// is not a saga store (another application's database, not a database at all), a file
+    /// that is read-only (no write permission, or immutable) or in a directory that cannot be
+    /// written; `errc::invalid_argument` for a lock that is not exclusive. The lock file stays.
+    [[nodiscard]] static result<void> remove(const store_lock& lock);
 
     /// Drains the queue (every queued commit gets its outcome), stops the writer thread and
     /// closes the file.
@@ -118,6 +151,8 @@ public:
     [[nodiscard]] store_stats stats() const;
     /// The file this store was opened on.
     [[nodiscard]] const std::string& path() const noexcept;
+    /// True when opened with `store_options::read_only`.
+    [[nodiscard]] bool read_only() const noexcept;
 
     /// The schema version this library writes; files of an older version are migrated on open.
     static constexpr int schema_version = 1;

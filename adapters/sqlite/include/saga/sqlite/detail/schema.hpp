@@ -43,6 +43,11 @@ struct store_access {
     [[nodiscard]] static result<std::shared_ptr<sqlite_store>> open(
         store_options options, std::span<const migration> migrations);
     [[nodiscard]] static connection_settings settings(const sqlite_store& store);
+    /// Sets `PRAGMA max_page_count` of the writer connection before its next transaction (and
+    /// again on every connection it opens later): commits that need more pages fail with
+    /// "database or disk is full", as on a full disk. SQLite keeps the limit at or above the
+    /// file's current size.
+    static void set_max_page_count(sqlite_store& store, std::int64_t pages);
 };
 
 }  // namespace saga::sqlite::detail
