@@ -19,14 +19,15 @@ std::string first_of(std::initializer_list<std::string> values) {
     return {};
 }
 
-/// A decimal count; `fallback` when `s` is not one, the largest value when it is too large.
-std::uint32_t count_of(std::string_view s, std::uint32_t fallback) {
+/// A receive count: a message in an answer was received at least once, so 0 reads as 1, text
+/// that is not a decimal number as 1, and a number too large as the largest count.
+std::uint32_t receive_count_of(std::string_view s) {
     std::uint64_t v = 0;
     const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     if (ec == std::errc::result_out_of_range) return std::numeric_limits<std::uint32_t>::max();
-    if (ec != std::errc{} || p != s.data() + s.size()) return fallback;
+    if (ec != std::errc{} || p != s.data() + s.size()) return 1;
     return static_cast<std::uint32_t>(
-        std::min<std::uint64_t>(v, std::numeric_limits<std::uint32_t>::max()));
+        std::clamp<std::uint64_t>(v, 1, std::numeric_limits<std::uint32_t>::max()));
 }
 
 /// The character of a numeric reference's name ("#233", "#xE9"), or -1 when it is not one.
@@ -103,7 +104,7 @@ std::vector<received_message> received_messages(const json& answer) {
                            .body = json_string(m, "Body")};
         if (const auto a = m.find("Attributes"); a != m.end())
             if (const auto n = json_string(*a, "ApproximateReceiveCount"); !n.empty())
-                r.receive_count = count_of(n, 1);
+                r.receive_count = receive_count_of(n);
         out.push_back(std::move(r));
     }
     return out;

@@ -35,7 +35,7 @@ struct received_message {
     std::string id;
     std::string receipt;
     std::string body;
-    /// ApproximateReceiveCount (1 when absent or not a number)
+    /// ApproximateReceiveCount, at least 1 (1 when absent, 0 or not a number)
     std::uint32_t receive_count = 1;
 };
 /// The `Messages` of a ReceiveMessage answer (none when absent or not an array; entries that are

@@ -78,17 +78,21 @@ TEST_CASE("aws answers: a body too deep, too odd or not JSON reads as nothing", 
                           "Attributes": "none"},
                          {"MessageId": "m", "ReceiptHandle": "r", "Body": "b",
                           "Attributes": {"ApproximateReceiveCount": "many"}},
-                         {"Attributes": {"ApproximateReceiveCount": "99999999999999999999999"}}],
+                         {"Attributes": {"ApproximateReceiveCount": "99999999999999999999999"}},
+                         {"Attributes": {"ApproximateReceiveCount": "0"}}],
             "Failed": [{"Id": "0", "SenderFault": "yes", "Code": 3}, 42, null,
                        {"Id": "1", "SenderFault": true, "Code": "InvalidParameterValue"}]})");
         const auto messages = detail::received_messages(doc);
-        REQUIRE(messages.size() == 3);
+        REQUIRE(messages.size() == 4);
         CHECK(messages[0].id.empty());
         CHECK(messages[0].receipt.empty());
         CHECK(messages[0].receive_count == 1);
         CHECK(messages[1].id == "m");
         CHECK(messages[1].receive_count == 1);
         CHECK(messages[2].receive_count == std::numeric_limits<std::uint32_t>::max());
+        // found by fuzz_aws_responses (fuzz/corpus/aws_responses/receive_count_zero.json): a
+        // message in an answer was received at least once
+        CHECK(messages[3].receive_count == 1);
         const auto failed = detail::sqs_batch_failures(doc);
         REQUIRE(failed.size() == 4);
         CHECK(failed[0].id == "0");
