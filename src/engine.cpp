@@ -9,6 +9,8 @@
 #include <future>
 #include <random>
 
+#include <saga/json_limits.hpp>
+
 #include "engine_impl.hpp"
 
 namespace saga {
@@ -2305,12 +2307,16 @@ result<void> engine::add_model(std::shared_ptr<const detail::model> m) {
     return impl_->add_model(std::move(m));
 }
 
+// JSON handed in by the caller may come from anywhere (a request body, a message): it is
+// bounded like every input, before anything copies it (a copy recurses once per level).
 result<std::string> engine::start_json(std::string_view name, nlohmann::json data,
                                        start_options options) {
+    SAGA_TRY(check_json_depth(data, "the saga data"));
     return impl_->start(name, std::move(data), std::move(options));
 }
 
 result<void> engine::signal(std::string_view id, std::string_view name, nlohmann::json payload) {
+    SAGA_TRY(check_json_depth(payload, fmt::format("the payload of signal '{}'", name)));
     return impl_->signal(id, name, std::move(payload));
 }
 

@@ -200,7 +200,7 @@ saga::result<std::string> runtime::start_action(const action_request& request) {
         SAGA_TRY(auto released,
                  engine_->release_lock(request.campaign_id,
                                        {.who = request.requested_by,
-                                        .why = fmt::format("--force {}", request.action)}));
+                                        .why = fmt::format("forced {}", request.action)}));
         if (released > 0)
             fmt::print(stderr, "released the lock on {} held by {} run(s)\n", request.campaign_id,
                        released);
@@ -222,12 +222,11 @@ saga::result<std::string> runtime::start_action(const action_request& request) {
     // [/doc:exclusive_start]
     if (!started && started.error() == saga::errc::lock_held) {
         auto holder = open_action(request.campaign_id);
+        // what to do about it depends on the caller (a command line, an HTTP client): they add it
         return saga::error{
             saga::errc::lock_held,
-            fmt::format("campaign {} is busy: {} holds its lock; wait for it, or "
-                        "use --force (or `reset {}`) to override",
-                        request.campaign_id, holder ? holder.value() : std::string("another run"),
-                        request.campaign_id)};
+            fmt::format("campaign {} is busy: {} holds its lock", request.campaign_id,
+                        holder ? holder.value() : std::string("another run"))};
     }
     return started;
 }

@@ -158,7 +158,7 @@ TEST_CASE("serve: the campaign routes need the bearer token, and SIGTERM stops i
     CHECK(anonymous.get("/healthz").status == 200);
     const auto none = anonymous.get("/api/v1/campaigns");
     CHECK(none.status == 401);
-    CHECK(none.error_code() == "unauthorized");
+    CHECK(none.error_type() == "UNAUTHORIZED");
     CHECK(anonymous.post("/api/v1/campaigns/c-1001/publish", json::object()).status == 401);
     CHECK(anonymous.post("/api/v1/campaigns/c-1001/approve", json::object()).status == 401);
     CHECK(anonymous.get("/api/v1/runs/publish-c-1001-1/progress").status == 401);
@@ -182,7 +182,18 @@ TEST_CASE("serve: the campaign routes need the bearer token, and SIGTERM stops i
                                   {{"X-Saga-Operator", "ada"}});
     CHECK(started.status == 202);
     CHECK(started.json["run_id"] == "publish-c-1001-1");
-    CHECK(api.post("/api/v1/campaigns/c-1001/publish", json::object()).status == 409);
+    // the refusal speaks to an API client: no command-line flags
+    const auto locked = api.post("/api/v1/campaigns/c-1001/publish", json::object(),
+                                 {{"X-Correlation-Id", "lock-1"}});
+    CHECK(locked.status == 409);
+    CHECK(locked.error_type() == "LOCK_HELD");
+    CHECK(locked.error_correlation() == "lock-1");
+    const auto says = locked.json["error"].value("message", std::string());
+    INFO(says);
+    CHECK(says.find("publish-c-1001-1 holds its lock") != std::string::npos);
+    CHECK(says.find("\"force\": true") != std::string::npos);
+    CHECK(says.find("--force") == std::string::npos);
+    CHECK(says.find("`reset") == std::string::npos);
     // ingestion and the status refresh are scheduled: their runs have no campaign tracker
     const auto list = api.get("/api/v1/sagas?definition=refresh_campaign_status");
     CHECK(list.status == 200);

@@ -377,3 +377,52 @@ TEST_CASE("a new engine on the same store resumes what the previous one left unf
     CHECK(v.status == saga_status::completed);
     CHECK(v.step("try")->attempts == 2);
 }
+
+TEST_CASE("signal payloads and start data nested too deep are refused and change nothing",
+          "[engine][signal][start][hostile]") {
+    // built in memory by a caller (the admin API, a message handler): 100,000 nested arrays under
+    // `name` (moved in, never copied: a copy would recurse 100,000 deep)
+    const auto deep = [](const char* name) {
+        json inner = json::array();
+        for (int i = 0; i < 100'000; ++i) {
+            json outer = json::array();
+            outer.push_back(std::move(inner));
+            inner = std::move(outer);
+        }
+        json j = json::object();
+        j[name] = std::move(inner);
+        return j;
+    };
+    world w;
+    REQUIRE(w.eng->add(approval_definition(w.log)));
+
+    auto data = deep("approver");
+    data["who"] = "ada";
+    auto refused_start = w.eng->start_json("approval", std::move(data));
+    REQUIRE_FALSE(refused_start);
+    CHECK(refused_start.error() == errc::limit_exceeded);
+    CHECK(refused_start.error().message.find("the saga data nests deeper than the limit of 64") !=
+          std::string::npos);
+    auto none = w.store->list({});
+    REQUIRE(none);
+    CHECK(none.value().empty());
+
+    auto id = w.eng->start("approval", approval{"ada"});
+    REQUIRE(id);
+    w.eng->run_until_idle();
+    auto refused = w.eng->signal(id.value(), "approved", deep("by"));
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error() == errc::limit_exceeded);
+    CHECK(refused.error().message.find("signal 'approved'") != std::string::npos);
+    w.eng->run_until_idle();
+    CHECK(w.view(id.value()).status == saga_status::waiting);
+    // 64 levels in all is still fine
+    json ok = json::object();
+    for (int i = 0; i < 63; ++i) ok = json{{"n", std::move(ok)}};
+    ok["by"] = "grace";
+    REQUIRE(w.eng->signal(id.value(), "approved", std::move(ok)));
+    w.eng->run_until_idle();
+    auto v = w.view(id.value());
+    CHECK(v.status == saga_status::completed);
+    CHECK(v.data_as<approval>().value().approver == "grace");
+}

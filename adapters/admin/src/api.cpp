@@ -2,6 +2,8 @@
 #include "api.hpp"
 
 #include <fmt/format.h>
+#include <boost/uuid/random_generator.hpp>
+#include <boost/uuid/uuid_io.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -12,6 +14,7 @@
 #include <set>
 #include <sstream>
 
+#include <saga/json_limits.hpp>
 #include <saga/status.hpp>
 
 namespace saga::admin {
@@ -20,36 +23,36 @@ using json = nlohmann::json;
 
 // ---- errors --------------------------------------------------------------------------------
 
-std::string_view error_code_name(const error& e) noexcept {
-    if (e.code.category() != saga_category()) return "internal";
+std::string_view error_type(const error& e) noexcept {
+    if (e.code.category() != saga_category()) return "INTERNAL";
     switch (static_cast<errc>(e.code.value())) {
-        case errc::success: return "success";
-        case errc::invalid_definition: return "invalid_definition";
-        case errc::invalid_argument: return "invalid_argument";
-        case errc::not_found: return "not_found";
-        case errc::already_exists: return "already_exists";
-        case errc::version_conflict: return "version_conflict";
-        case errc::duplicate_message: return "duplicate_message";
-        case errc::lock_held: return "lock_held";
-        case errc::definition_not_registered: return "definition_not_registered";
-        case errc::bad_data: return "bad_data";
-        case errc::step_threw: return "step_threw";
-        case errc::participant_transient: return "participant_transient";
-        case errc::participant_permanent: return "participant_permanent";
-        case errc::timeout: return "timeout";
-        case errc::deadline_exceeded: return "deadline_exceeded";
-        case errc::circuit_open: return "circuit_open";
-        case errc::cancelled: return "cancelled";
-        case errc::saga_finished: return "saga_finished";
-        case errc::past_pivot: return "past_pivot";
-        case errc::store_failure: return "store_failure";
-        case errc::store_busy: return "store_busy";
-        case errc::transport_failure: return "transport_failure";
-        case errc::shutting_down: return "shutting_down";
-        case errc::invalid_state: return "invalid_state";
-        case errc::limit_exceeded: return "limit_exceeded";
+        case errc::success: return "SUCCESS";
+        case errc::invalid_definition: return "INVALID_DEFINITION";
+        case errc::invalid_argument: return "INVALID_ARGUMENT";
+        case errc::not_found: return "NOT_FOUND";
+        case errc::already_exists: return "ALREADY_EXISTS";
+        case errc::version_conflict: return "VERSION_CONFLICT";
+        case errc::duplicate_message: return "DUPLICATE_MESSAGE";
+        case errc::lock_held: return "LOCK_HELD";
+        case errc::definition_not_registered: return "DEFINITION_NOT_REGISTERED";
+        case errc::bad_data: return "BAD_DATA";
+        case errc::step_threw: return "STEP_THREW";
+        case errc::participant_transient: return "PARTICIPANT_TRANSIENT";
+        case errc::participant_permanent: return "PARTICIPANT_PERMANENT";
+        case errc::timeout: return "TIMEOUT";
+        case errc::deadline_exceeded: return "DEADLINE_EXCEEDED";
+        case errc::circuit_open: return "CIRCUIT_OPEN";
+        case errc::cancelled: return "CANCELLED";
+        case errc::saga_finished: return "SAGA_FINISHED";
+        case errc::past_pivot: return "PAST_PIVOT";
+        case errc::store_failure: return "STORE_FAILURE";
+        case errc::store_busy: return "STORE_BUSY";
+        case errc::transport_failure: return "TRANSPORT_FAILURE";
+        case errc::shutting_down: return "SHUTTING_DOWN";
+        case errc::invalid_state: return "INVALID_STATE";
+        case errc::limit_exceeded: return "LIMIT_EXCEEDED";
     }
-    return "internal";
+    return "INTERNAL";
 }
 
 unsigned http_status_of(const error& e) noexcept {
@@ -73,19 +76,16 @@ unsigned http_status_of(const error& e) noexcept {
     }
 }
 
-response error_response(unsigned status, std::string_view code, std::string_view message) {
-    return {status, json{{"error", {{"code", code}, {"message", message}}}}};
+response error_response(unsigned status, std::string_view type, std::string_view message) {
+    return {status, json{{"error", {{"type", type}, {"message", message}}}}};
 }
 
 // ---- request helpers -----------------------------------------------------------------------
 
 result<json> request::json() const {
     if (body.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
-    try {
-        return json::parse(body);
-    } catch (const json::parse_error& e) {
-        return error{errc::invalid_argument, fmt::format("malformed JSON body: {}", e.what())};
-    }
+    // bounded: a deeply nested body would overflow the stack when a handler copies it
+    return parse_json(body, "the request body");
 }
 
 std::string request::query_or(std::string_view name, std::string fallback) const {
@@ -137,6 +137,18 @@ std::string lower(std::string_view s) {
     std::ranges::transform(out, out.begin(),
                            [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     return out;
+}
+
+/// A reply body; text that is not UTF-8 (from a path, say) is replaced rather than thrown on.
+std::string to_text(const json& j) {
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+/// A correlation id a client sent that is safe to echo and log: 1 to 128 printable ASCII
+/// characters, no spaces.
+bool usable_correlation(std::string_view v) {
+    return !v.empty() && v.size() <= 128 &&
+           std::ranges::all_of(v, [](char c) { return c > 0x20 && c < 0x7f; });
 }
 
 /// Compares in time that depends only on the length of `given`, not on where it differs.
@@ -528,11 +540,20 @@ std::vector<api::builtin_route> builtin_routes(saga::engine& eng) {
     };
 }
 
-http_reply error_reply(unsigned status, std::string_view code, std::string_view message) {
+http_reply error_reply(unsigned status, std::string_view type, std::string_view message,
+                       std::string_view correlation) {
+    auto body = error_response(status, type, message).body;
+    body["error"]["correlation"] = correlation;
     http_reply r;
     r.status = status;
-    r.body = error_response(status, code, message).body.dump();
+    r.body = to_text(body);
+    r.error_type = std::string(type);
     return r;
+}
+
+std::string new_correlation_id() {
+    thread_local boost::uuids::random_generator generate;
+    return boost::uuids::to_string(generate());
 }
 
 api::api(saga::engine& e, server_options options, std::string token)
@@ -578,18 +599,27 @@ http_reply api::call(const route_handler& h, const request& r) {
     try {
         res = h(r);
     } catch (const std::exception& e) {
-        return error_reply(500, "internal", fmt::format("handler threw: {}", e.what()));
+        return error_reply(500, "INTERNAL", fmt::format("handler threw: {}", e.what()),
+                           r.correlation_id);
     } catch (...) {
-        return error_reply(500, "internal", "handler threw an unknown exception");
+        return error_reply(500, "INTERNAL", "handler threw an unknown exception", r.correlation_id);
     }
     if (!res) {
         const auto& e = res.error();
-        return error_reply(http_status_of(e), error_code_name(e),
-                           e.message.empty() ? e.code.message() : e.message);
+        return error_reply(http_status_of(e), error_type(e),
+                           e.message.empty() ? e.code.message() : e.message, r.correlation_id);
     }
     http_reply out;
     out.status = res.value().status;
-    out.body = res.value().body.dump();
+    auto& body = res.value().body;
+    // an error body the handler made itself (error_response) gets the correlation id too
+    if (out.status >= 400 && body.is_object())
+        if (auto e = body.find("error"); e != body.end() && e->is_object()) {
+            if (!e->contains("correlation")) (*e)["correlation"] = r.correlation_id;
+            if (auto t = e->find("type"); t != e->end() && t->is_string())
+                out.error_type = t->get<std::string>();
+        }
+    out.body = to_text(body);
     return out;
 }
 
@@ -598,7 +628,7 @@ http_reply api::serve_static(const request& r) {
     if (!options_.static_dir.empty()) {
         for (const auto& seg : split_path(path))
             if (seg.empty() || seg.front() == '.' || seg.find('\\') != std::string::npos)
-                return error_reply(404, "not_found", "no such file");
+                return error_reply(404, "NOT_FOUND", "no such file", r.correlation_id);
         std::ifstream in(options_.static_dir + path, std::ios::binary);
         if (in) {
             std::ostringstream ss;
@@ -619,18 +649,16 @@ http_reply api::serve_static(const request& r) {
             return out;
         }
     }
-    return error_reply(404, "not_found", fmt::format("no route for {}", r.path));
+    return error_reply(404, "NOT_FOUND", fmt::format("no route for {}", r.path), r.correlation_id);
 }
 
-http_reply api::handle(std::string method, std::string_view target,
-                       std::map<std::string, std::string, std::less<>> headers, std::string body) {
+request api::make_request(std::string method, std::string_view target,
+                          std::map<std::string, std::string, std::less<>> headers) const {
     request r;
     r.method = std::move(method);
     r.headers = std::move(headers);
-    r.body = std::move(body);
     const auto q = target.find('?');
-    const auto raw_path = target.substr(0, q);
-    r.path = percent_decode(raw_path, false);
+    r.path = percent_decode(target.substr(0, q), false);
     if (q != std::string_view::npos) {
         auto qs = target.substr(q + 1);
         while (!qs.empty()) {
@@ -648,19 +676,65 @@ http_reply api::handle(std::string method, std::string_view target,
     if (auto it = r.headers.find(lower(options_.operator_header));
         it != r.headers.end() && !it->second.empty())
         r.operator_name = it->second.substr(0, 200);
-    return dispatch(r, split_path(raw_path));
+    if (auto it = r.headers.find("x-correlation-id");
+        it != r.headers.end() && usable_correlation(it->second))
+        r.correlation_id = it->second;
+    else
+        r.correlation_id = new_correlation_id();
+    return r;
+}
+
+http_reply api::finish(const request& r, http_reply reply,
+                       std::chrono::steady_clock::time_point started) const {
+    reply.headers.emplace_back("X-Correlation-Id", r.correlation_id);
+    if (options_.access_log) {
+        const auto took =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started);
+        log_record line;
+        line.at = std::chrono::system_clock::now();
+        line.level = reply.status >= 500 ? log_level::error : log_level::info;
+        line.message = fmt::format("{} {} {}", r.method, r.path, reply.status);
+        line.correlation_id = r.correlation_id;
+        line.fields = {{"component", "saga.admin"},
+                       {"method", r.method},
+                       {"path", r.path},
+                       {"status", reply.status},
+                       {"duration_ms", took.count()},
+                       {"operator", r.operator_name},
+                       {"bytes", reply.body.size()}};
+        if (!reply.error_type.empty()) line.fields["error"] = reply.error_type;
+        options_.access_log->write(line);
+    }
+    return reply;
+}
+
+http_reply api::handle(std::string method, std::string_view target,
+                       std::map<std::string, std::string, std::less<>> headers, std::string body) {
+    const auto started = std::chrono::steady_clock::now();
+    auto r = make_request(std::move(method), target, std::move(headers));
+    r.body = std::move(body);
+    auto reply = dispatch(r, split_path(target.substr(0, target.find('?'))));
+    return finish(r, std::move(reply), started);
+}
+
+http_reply api::refuse(std::string method, std::string_view target,
+                       std::map<std::string, std::string, std::less<>> headers, unsigned status,
+                       std::string_view type, std::string_view message) {
+    const auto started = std::chrono::steady_clock::now();
+    const auto r = make_request(std::move(method), target, std::move(headers));
+    return finish(r, error_reply(status, type, message, r.correlation_id), started);
 }
 
 http_reply api::dispatch(request& r, const std::vector<std::string>& seg) {
     // Unauthenticated: health and the dashboard's files (the page asks for the token itself).
     if (r.path == "/healthz") {
         if (r.method != "GET" && r.method != "HEAD") {
-            auto out = error_reply(405, "method_not_allowed", "use GET");
+            auto out = error_reply(405, "METHOD_NOT_ALLOWED", "use GET", r.correlation_id);
             out.headers.emplace_back("Allow", "GET");
             return out;
         }
         http_reply out;
-        out.body = json{{"status", "ok"}}.dump();
+        out.body = to_text(json{{"status", "ok"}});
         return out;
     }
     const bool api_path = r.path.starts_with("/api/") || r.path == "/api" || r.path == "/metrics";
@@ -672,17 +746,19 @@ http_reply api::dispatch(request& r, const std::vector<std::string>& seg) {
     }
     if (!api_path && !extra_path) {
         if (r.method != "GET" && r.method != "HEAD") {
-            auto out = error_reply(405, "method_not_allowed", "static files take GET");
+            auto out =
+                error_reply(405, "METHOD_NOT_ALLOWED", "static files take GET", r.correlation_id);
             out.headers.emplace_back("Allow", "GET");
             return out;
         }
         return serve_static(r);
     }
     if (!authorized(r)) {
-        auto out = error_reply(401, "unauthorized",
+        auto out = error_reply(401, "UNAUTHORIZED",
                                r.headers.contains("authorization")
                                    ? "the bearer token is wrong"
-                                   : "an Authorization: Bearer <token> header is required");
+                                   : "an Authorization: Bearer <token> header is required",
+                               r.correlation_id);
         out.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"saga-admin\"");
         return out;
     }
@@ -709,7 +785,7 @@ http_reply api::dispatch(request& r, const std::vector<std::string>& seg) {
     // /metrics and /api/v1/openapi.json
     if (r.path == "/metrics" || r.path == "/api/v1/openapi.json") {
         if (r.method != "GET") {
-            auto out = error_reply(405, "method_not_allowed", "use GET");
+            auto out = error_reply(405, "METHOD_NOT_ALLOWED", "use GET", r.correlation_id);
             out.headers.emplace_back("Allow", "GET");
             return out;
         }
@@ -745,12 +821,14 @@ http_reply api::dispatch(request& r, const std::vector<std::string>& seg) {
         std::string allow;
         for (const auto& m : allowed) allow += (allow.empty() ? "" : ", ") + m;
         auto out =
-            error_reply(405, "method_not_allowed",
-                        fmt::format("{} is not allowed on {}; use {}", r.method, r.path, allow));
+            error_reply(405, "METHOD_NOT_ALLOWED",
+                        fmt::format("{} is not allowed on {}; use {}", r.method, r.path, allow),
+                        r.correlation_id);
         out.headers.emplace_back("Allow", allow);
         return out;
     }
-    return error_reply(404, "not_found", fmt::format("no route for {} {}", r.method, r.path));
+    return error_reply(404, "NOT_FOUND", fmt::format("no route for {} {}", r.method, r.path),
+                       r.correlation_id);
 }
 
 }  // namespace detail

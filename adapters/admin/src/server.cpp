@@ -42,6 +42,18 @@ struct connection {
     bool busy = false;  // guarded by server::impl::mutex
 };
 
+/// Header names in lower case, as `detail::api` takes them.
+template <class Fields>
+std::map<std::string, std::string, std::less<>> headers_of(const Fields& fields) {
+    std::map<std::string, std::string, std::less<>> headers;
+    for (const auto& f : fields) {
+        std::string name(f.name_string());
+        for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        headers[std::move(name)] = std::string(f.value());
+    }
+    return headers;
+}
+
 std::string resolve_token(const server_options& o) {
     if (o.token) return *o.token;
     if (const char* env = std::getenv("SAGA_ADMIN_TOKEN")) return env;
@@ -103,16 +115,10 @@ asio::awaitable<void> server::impl::accept_loop(asio::any_io_executor ex) {
 }
 
 http::response<http::string_body> server::impl::respond(http::request<http::string_body>& req) {
-    std::map<std::string, std::string, std::less<>> headers;
-    for (const auto& f : req) {
-        std::string name(f.name_string());
-        for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-        headers[std::move(name)] = std::string(f.value());
-    }
     std::string method(req.method_string());
     const bool head = req.method() == http::verb::head;
     auto reply =
-        api.handle(head ? "GET" : method, req.target(), std::move(headers), std::move(req.body()));
+        api.handle(head ? "GET" : method, req.target(), headers_of(req), std::move(req.body()));
     http::response<http::string_body> res{static_cast<http::status>(reply.status), req.version()};
     res.set(http::field::server, "saga-admin");
     res.set(http::field::content_type, reply.content_type);
@@ -144,23 +150,30 @@ asio::awaitable<void> server::impl::serve(std::shared_ptr<connection> c) {
         c->stream.expires_after(options.idle_timeout);
         auto [ec, n] = co_await http::async_read(c->stream, buffer, parser, use_tuple);
         std::optional<detail::http_reply> failure;
+        // what was read of the request (its headers carry the correlation id), for the answer
+        const auto refuse = [&](unsigned status, std::string_view type, std::string message) {
+            const auto& m = parser.get();  // as far as it was read
+            return api.refuse(std::string(m.method_string()), m.target(), headers_of(m), status,
+                              type, message);
+        };
         if (ec == http::error::body_limit)
-            failure = detail::error_reply(
-                413, "payload_too_large",
-                fmt::format("the request body is larger than {} bytes", options.body_limit));
+            failure = refuse(413, "LIMIT_EXCEEDED",
+                             fmt::format("the request body is larger than the limit of {} bytes",
+                                         options.body_limit));
         else if (ec == http::error::header_limit)
-            failure = detail::error_reply(431, "headers_too_large", "the headers are too large");
+            failure = refuse(431, "HEADERS_TOO_LARGE", "the request headers are too large");
         else if (ec &&
                  ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
                  ec != http::error::end_of_stream && ec != http::error::partial_message)
-            failure = detail::error_reply(400, "bad_request",
-                                          fmt::format("malformed HTTP request: {}", ec.message()));
+            failure =
+                refuse(400, "BAD_REQUEST", fmt::format("malformed HTTP request: {}", ec.message()));
         else if (ec)
             break;  // closed, timed out or cancelled by stop()
         if (failure) {
             http::response<http::string_body> res{static_cast<http::status>(failure->status), 11};
             res.set(http::field::server, "saga-admin");
             res.set(http::field::content_type, failure->content_type);
+            for (auto& [k, v] : failure->headers) res.set(k, v);
             res.keep_alive(false);
             res.body() = std::move(failure->body);
             res.prepare_payload();

@@ -98,11 +98,13 @@ function toast(message, kind = 'ok') {
 
 // ---- API -----------------------------------------------------------------------------------
 
+// {"error": {"type": "NOT_FOUND", "message": "...", "correlation": "..."}}
 class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, type, message, correlation) {
     super(message);
     this.status = status;
-    this.code = code;
+    this.type = type;
+    this.correlation = correlation;
   }
 }
 
@@ -114,9 +116,9 @@ async function api(path, {method = 'GET', body} = {}) {
   let json = null;
   try { json = text ? JSON.parse(text) : null; } catch { json = null; }
   if (!res.ok) {
-    const e = json && json.error ? json.error : {code: String(res.status), message: text || res.statusText};
+    const e = json && json.error ? json.error : {type: `HTTP_${res.status}`, message: text || res.statusText};
     if (res.status === 401) showLogin(e.message);
-    throw new ApiError(res.status, e.code, e.message);
+    throw new ApiError(res.status, e.type, e.message, e.correlation || res.headers.get('X-Correlation-Id') || '');
   }
   return json;
 }
@@ -362,7 +364,8 @@ async function runPending() {
       toast(`${ACTIONS[action].label.replace('…', '')}: ${id}`);
     }
   } catch (e) {
-    toast(`${e.message}`, 'error');
+    // the correlation id lets whoever reads the server's access log find this request
+    toast(e.correlation ? `${e.message} (correlation ${e.correlation})` : `${e.message}`, 'error');
   }
   pending = null;
   refreshNow();

@@ -1,5 +1,6 @@
 #include <saga/sqlite/sqlite_store.hpp>
 
+#include <saga/json_limits.hpp>
 #include <saga/sqlite/detail/schema.hpp>
 
 #include <SQLiteCpp/Database.h>
@@ -197,11 +198,25 @@ error other_error(std::string_view path, std::string_view op, const std::excepti
     }
 }
 
+/// A JSON column that cannot be read back (not JSON, or past `stored_json_limits`), thrown by
+/// `column_json` and turned into its error by `guarded` (elsewhere it is a runtime_error).
+struct stored_json_error : std::runtime_error {
+    explicit stored_json_error(error e) : std::runtime_error(e.message), err(std::move(e)) {}
+    error err;
+};
+
 /// Runs `fn`, turning every exception into an error: nothing escapes the library.
 template <class Fn>
 auto guarded(std::string_view path, std::string_view op, Fn&& fn) noexcept -> decltype(fn()) {
     try {
         return fn();
+    } catch (const stored_json_error& e) {
+        try {
+            return error{e.err.code,
+                         about_file(path) + std::string(op) + " failed: " + e.err.message};
+        } catch (...) {
+            return error{e.err.code};
+        }
     } catch (const SQLite::Exception& e) {
         try {
             return sqlite_error(path, op, e);
@@ -250,11 +265,25 @@ std::string column_text(const SQLite::Statement& s, int index) {
     return s.getColumn(index).getString();
 }
 
-nlohmann::json column_json(const SQLite::Statement& s, int index) {
+/// Limits on JSON read back from the file: generous, since what the engine writes can nest a
+/// little deeper than the 64 levels its inputs may have (a reply payload inside the instance
+/// state), yet shallow enough that copying a value cannot overflow a stack. A file edited or
+/// corrupted past them is an error naming the saga and the column, never a crash.
+constexpr json_limits stored_json_limits{.max_depth = 512, .max_bytes = std::size_t{256} << 20};
+
+/// Column `index` as JSON; throws `stored_json_error` (`errc::limit_exceeded` past the limits,
+/// else `errc::store_failure`) with `owner` ("saga 'id': ") and the column's name.
+nlohmann::json column_json(const SQLite::Statement& s, int index, std::string_view owner) {
     const SQLite::Column c = s.getColumn(index);
     const char* text = c.getText();
     const auto size = static_cast<std::size_t>(c.getBytes());
-    return nlohmann::json::parse(text, text + size);
+    auto j = parse_json({text, size}, std::string("the stored ") + c.getName(), stored_json_limits);
+    if (!j) {
+        const auto code =
+            j.error() == errc::limit_exceeded ? errc::limit_exceeded : errc::store_failure;
+        throw stored_json_error(error{code, std::string(owner) + j.error().message});
+    }
+    return std::move(j).value();
 }
 
 std::int64_t query_int(SQLite::Database& db, const char* sql) {
@@ -492,8 +521,8 @@ instance_record read_record(const SQLite::Statement& s) {
     r.status = *parsed;
     r.correlation_key = column_text(s, 5);
     r.exclusive = s.getColumn(6).getInt64() != 0;
-    r.data = column_json(s, 7);
-    r.state = column_json(s, 8);
+    r.data = column_json(s, 7, about(r.id));
+    r.state = column_json(s, 8, about(r.id));
     r.created_at = from_ms(s.getColumn(9).getInt64());
     r.updated_at = from_ms(s.getColumn(10).getInt64());
     return r;
@@ -1510,7 +1539,7 @@ result<std::vector<history_entry>> sqlite_store::history(std::string_view id) {
             e.event = column_text(*s, 2);
             e.step = column_text(*s, 3);
             e.attempt = static_cast<std::uint32_t>(s->getColumn(4).getInt64());
-            e.detail = column_json(*s, 5);
+            e.detail = column_json(*s, 5, about(key));
         }
         return out;
     });
@@ -1527,7 +1556,7 @@ result<std::vector<timer_record>> sqlite_store::timers(std::optional<time_point>
             t.saga_id = column_text(*s, 0);
             t.id = column_text(*s, 1);
             t.due = from_ms(s->getColumn(2).getInt64());
-            t.payload = column_json(*s, 3);
+            t.payload = column_json(*s, 3, about(t.saga_id));
         }
         return out;
     });
@@ -1546,7 +1575,7 @@ result<std::vector<outbox_record>> sqlite_store::pending_outbox(std::size_t limi
             o.saga_id = column_text(*s, 0);
             o.destination = column_text(*s, 1);
             o.topic = s->getColumn(2).getInt64() != 0;
-            o.message = column_json(*s, 3).get<envelope>();
+            o.message = column_json(*s, 3, about(o.saga_id)).get<envelope>();
         }
         return out;
     });

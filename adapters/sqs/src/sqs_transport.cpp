@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "aws_responses.hpp"
 #include "http_client.hpp"
 
 // How it works
@@ -54,6 +55,8 @@ namespace saga::sqs {
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using json = nlohmann::json;
+using detail::json_string;
+using detail::xml_text;
 
 // ---- errors ---------------------------------------------------------------------------------
 
@@ -98,13 +101,6 @@ std::string first_of(std::initializer_list<std::string> values) {
     return {};
 }
 
-std::string json_string(const json& j, const char* key) {
-    if (!j.is_object()) return {};
-    const auto it = j.find(key);
-    if (it == j.end() || !it->is_string()) return {};
-    return it->get<std::string>();
-}
-
 bool ends_with(std::string_view s, std::string_view suffix) {
     return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
@@ -123,77 +119,6 @@ std::string form_encode(std::string_view s) {
             out.push_back(digits[c >> 4]);
             out.push_back(digits[c & 0x0f]);
         }
-    }
-    return out;
-}
-
-std::string xml_unescape(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] != '&') {
-            out.push_back(s[i]);
-            continue;
-        }
-        const auto semi = s.find(';', i);
-        if (semi == std::string_view::npos) {
-            out.push_back(s[i]);
-            continue;
-        }
-        const auto name = s.substr(i + 1, semi - i - 1);
-        if (name == "amp")
-            out.push_back('&');
-        else if (name == "lt")
-            out.push_back('<');
-        else if (name == "gt")
-            out.push_back('>');
-        else if (name == "quot")
-            out.push_back('"');
-        else if (name == "apos")
-            out.push_back('\'');
-        else if (!name.empty() && name[0] == '#') {
-            const bool hexa = name.size() > 1 && (name[1] == 'x' || name[1] == 'X');
-            const auto code = std::strtoul(std::string{name.substr(hexa ? 2 : 1)}.c_str(), nullptr,
-                                           hexa ? 16 : 10);
-            if (code < 0x80) out.push_back(static_cast<char>(code));
-        } else {
-            out.append(s.substr(i, semi - i + 1));
-            continue;
-        }
-        i = semi;
-    }
-    return out;
-}
-
-/// The text of the first `<tag>...</tag>` in `xml` (unescaped), or empty.
-std::string xml_text(std::string_view xml, std::string_view tag) {
-    const auto open = "<" + std::string{tag} + ">";
-    const auto close = "</" + std::string{tag} + ">";
-    const auto b = xml.find(open);
-    if (b == std::string_view::npos) return {};
-    const auto start = b + open.size();
-    const auto e = xml.find(close, start);
-    if (e == std::string_view::npos) return {};
-    return xml_unescape(xml.substr(start, e - start));
-}
-
-/// Every `<member>...</member>` inside the first `<section>...</section>` of `xml`.
-std::vector<std::string_view> xml_members(std::string_view xml, std::string_view section) {
-    std::vector<std::string_view> out;
-    const auto open = "<" + std::string{section} + ">";
-    const auto close = "</" + std::string{section} + ">";
-    const auto b = xml.find(open);
-    if (b == std::string_view::npos) return out;
-    const auto e = xml.find(close, b);
-    if (e == std::string_view::npos) return out;
-    auto body = xml.substr(b + open.size(), e - b - open.size());
-    for (;;) {
-        const auto mb = body.find("<member>");
-        if (mb == std::string_view::npos) break;
-        const auto me = body.find("</member>", mb);
-        if (me == std::string_view::npos) break;
-        out.push_back(body.substr(mb + 8, me - mb - 8));
-        body = body.substr(me + 9);
     }
     return out;
 }
@@ -454,17 +379,7 @@ struct sqs_transport::impl : std::enable_shared_from_this<impl> {
             co_return o;
         }
         // AWS's error code and message: JSON (__type, message) or XML (Code, Message)
-        std::string code;
-        std::string message;
-        if (auto doc = json::parse(r.body, nullptr, false); doc.is_object()) {
-            code = json_string(doc, "__type");
-            if (const auto hash = code.rfind('#'); hash != std::string::npos)
-                code = code.substr(hash + 1);
-            message = first_of({json_string(doc, "message"), json_string(doc, "Message")});
-        } else {
-            code = xml_text(r.body, "Code");
-            message = xml_text(r.body, "Message");
-        }
+        auto [code, message] = detail::parse_error_response(r.body);
         if (code == "QueueDoesNotExist" ||
             r.query_error.starts_with("AWS.SimpleQueueService.NonExistentQueue"))
             code = "QueueDoesNotExist";
@@ -486,10 +401,7 @@ struct sqs_transport::impl : std::enable_shared_from_this<impl> {
         auto o = co_await call_once(sqs_url, "sqs", op, "application/x-amz-json-1.0",
                                     "AmazonSQS." + std::string{op}, body.dump(),
                                     opts.request_timeout + extra, cancel);
-        if (o.ok) {
-            o.doc = json::parse(o.body, nullptr, false);
-            if (o.doc.is_discarded()) o.doc = json::object();
-        }
+        if (o.ok) o.doc = detail::parse_sqs_response(o.body);
         co_return o;
     }
 
@@ -865,19 +777,15 @@ struct sqs_transport::impl : std::enable_shared_from_this<impl> {
             if (o.ok) {
                 std::set<std::string> failed;
                 std::map<std::string, saga::error> permanent;
-                if (o.doc.contains("Failed") && o.doc["Failed"].is_array())
-                    for (const auto& f : o.doc["Failed"]) {
-                        const auto id = json_string(f, "Id");
-                        failed.insert(id);
-                        const auto code = json_string(f, "Code");
-                        if (f.value("SenderFault", false) && !transient_code(code))
-                            permanent.emplace(
-                                id, saga::error{
-                                        aws_errc::client_error,
-                                        fmt::format("sqs: send to endpoint '{}' refused "
-                                                    "by aws: {}: {}",
-                                                    endpoint, code, json_string(f, "Message"))});
-                    }
+                for (const auto& f : detail::sqs_batch_failures(o.doc)) {
+                    failed.insert(f.id);
+                    if (f.sender_fault && !transient_code(f.code))
+                        permanent.emplace(
+                            f.id, saga::error{aws_errc::client_error,
+                                              fmt::format("sqs: send to endpoint '{}' refused "
+                                                          "by aws: {}: {}",
+                                                          endpoint, f.code, f.message)});
+                }
                 settle_entries(batch, failed, permanent);
             }
         }
@@ -919,16 +827,14 @@ struct sqs_transport::impl : std::enable_shared_from_this<impl> {
             if (o.ok) {
                 std::set<std::string> failed;
                 std::map<std::string, saga::error> permanent;
-                for (auto member : xml_members(o.body, "Failed")) {
-                    const auto id = xml_text(member, "Id");
-                    const auto code = xml_text(member, "Code");
-                    failed.insert(id);
-                    if (xml_text(member, "SenderFault") == "true" && !transient_code(code))
+                for (const auto& f : detail::sns_batch_failures(o.body)) {
+                    failed.insert(f.id);
+                    if (f.sender_fault && !transient_code(f.code))
                         permanent.emplace(
-                            id, saga::error{aws_errc::client_error,
-                                            fmt::format("sqs: publish to topic '{}' refused by "
-                                                        "aws: {}: {}",
-                                                        topic, code, xml_text(member, "Message"))});
+                            f.id, saga::error{aws_errc::client_error,
+                                              fmt::format("sqs: publish to topic '{}' refused by "
+                                                          "aws: {}: {}",
+                                                          topic, f.code, f.message)});
                 }
                 settle_entries(batch, failed, permanent);
             }
@@ -1290,25 +1196,18 @@ asio::awaitable<void> sqs_transport::impl::poll_loop(std::shared_ptr<consumer> c
             continue;
         }
         failures = 0;
-        if (!o.doc.contains("Messages") || !o.doc["Messages"].is_array() ||
-            o.doc["Messages"].empty()) {
+        auto messages = detail::received_messages(o.doc);
+        if (messages.empty()) {
             // Short polling (wait_time 0): pause between empty receives instead of spinning.
             if (wait == 0) co_await sleep(std::chrono::milliseconds{100});
             continue;
         }
-        for (const auto& m : o.doc["Messages"]) {
-            const auto receipt = json_string(m, "ReceiptHandle");
-            std::uint32_t count = 1;
-            if (m.contains("Attributes")) {
-                const auto n = json_string(m["Attributes"], "ApproximateReceiveCount");
-                if (!n.empty())
-                    count = static_cast<std::uint32_t>(std::strtoul(n.c_str(), nullptr, 10));
-            }
+        for (auto& m : messages) {
             const auto slot = ++next_key;
             c->open.emplace(slot, clock::now() + c->options.visibility_timeout);
-            auto d = std::make_shared<delivery_impl>(weak_from_this(), c, slot,
-                                                     json_string(m, "MessageId"), receipt,
-                                                     json_string(m, "Body"), count);
+            auto d = std::make_shared<delivery_impl>(weak_from_this(), c, slot, std::move(m.id),
+                                                     std::move(m.receipt), std::move(m.body),
+                                                     m.receive_count);
             if (c->stop_flag) {
                 d->give_back(duration{0}, "returned by a stopped consumer", false);
                 continue;

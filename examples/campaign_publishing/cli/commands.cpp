@@ -94,6 +94,12 @@ int run_action(const arguments& args) {
                                 .require_approval = args.require_approval,
                                 .force = args.force,
                                 .requested_by = args.by.empty() ? "cli" : args.by});
+    if (!id && id.error() == saga::errc::lock_held) {
+        auto e = id.error();
+        e.message += fmt::format("; wait for it, or use --force (or `reset {}`) to override",
+                                 args.positional.front());
+        return report_error(e);
+    }
     if (!id) return report_error(id.error());
     fmt::print("started {}\n", id.value());
     std::fflush(stdout);

@@ -120,12 +120,22 @@ public:
                             verb)};
         SAGA_TRY(auto approval, flag(body, "require_approval", require_approval_));
         SAGA_TRY(auto force, flag(body, "force", false));
-        SAGA_TRY(auto id, rt_.start_action({.campaign_id = campaign_id,
-                                            .action = verb,
-                                            .require_approval = approval,
-                                            .force = force,
-                                            .requested_by = r.operator_name}));
-        return response{202, {{"run_id", id}, {"campaign", campaign_id}, {"action", verb}}};
+        auto id = rt_.start_action({.campaign_id = campaign_id,
+                                    .action = verb,
+                                    .require_approval = approval,
+                                    .force = force,
+                                    .requested_by = r.operator_name});
+        if (!id && id.error() == saga::errc::lock_held) {
+            auto e = id.error();
+            e.message += fmt::format(
+                "; retry once it has finished, or send {{\"force\": true}} to release its lock "
+                "and start anyway (recorded in its history), or POST "
+                "/api/v1/locks/{}/release",
+                campaign_id);
+            return e;
+        }
+        if (!id) return std::move(id).error();
+        return response{202, {{"run_id", id.value()}, {"campaign", campaign_id}, {"action", verb}}};
     }
 
     /// GET /api/v1/campaigns and /api/v1/campaigns/{id}

@@ -36,9 +36,14 @@ struct reply {
         auto it = headers.find(name);
         return it == headers.end() ? std::string() : it->second;
     }
-    /// `error.code` of a JSON error body
-    [[nodiscard]] std::string error_code() const {
-        return json.is_object() && json.contains("error") ? json["error"].value("code", "") : "";
+    /// `error.type` of a JSON error body
+    [[nodiscard]] std::string error_type() const {
+        return json.is_object() && json.contains("error") ? json["error"].value("type", "") : "";
+    }
+    /// `error.correlation` of a JSON error body
+    [[nodiscard]] std::string error_correlation() const {
+        return json.is_object() && json.contains("error") ? json["error"].value("correlation", "")
+                                                          : "";
     }
 };
 

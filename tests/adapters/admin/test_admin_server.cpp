@@ -2,11 +2,14 @@
 // endpoint, operator actions recorded with who and why, metrics, the dashboard's files.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include <saga/admin/server.hpp>
 
@@ -103,7 +106,7 @@ TEST_CASE("every API endpoint needs the bearer token", "[admin][auth]") {
             auto r = c.send(m, target, R"({"why":"x"})");
             CHECK(r.status == 401);
             CHECK(r.header("WWW-Authenticate").starts_with("Bearer"));
-            CHECK(r.error_code() == "unauthorized");
+            CHECK(r.error_type() == "UNAUTHORIZED");
         }
     }
     SECTION("wrong") {
@@ -183,9 +186,9 @@ TEST_CASE("bad requests get JSON errors", "[admin][errors]") {
     SECTION("malformed JSON is 400") {
         auto r = c.send(verb::post, "/api/v1/sagas/order-1002/pause", R"({"why": )");
         CHECK(r.status == 400);
-        CHECK(r.error_code() == "invalid_argument");
-        CHECK(r.json["error"]["message"].get<std::string>().find("malformed JSON") !=
-              std::string::npos);
+        CHECK(r.error_type() == "INVALID_ARGUMENT");
+        CHECK(r.json["error"]["message"].get<std::string>().find(
+                  "the request body is not valid JSON") != std::string::npos);
         CHECK(r.content_type == "application/json");
     }
     SECTION("a body that is not an object is 400") {
@@ -205,19 +208,19 @@ TEST_CASE("bad requests get JSON errors", "[admin][errors]") {
             token + "\r\nContent-Type: application/json\r\nContent-Length: 2097152\r\n\r\n" +
             std::string(1000, ' '));
         CHECK(r.status == 413);
-        CHECK(r.error_code() == "payload_too_large");
+        CHECK(r.error_type() == "LIMIT_EXCEEDED");
     }
     SECTION("an unknown route is 404") {
         auto r = c.get("/api/v1/nothing/here");
         CHECK(r.status == 404);
-        CHECK(r.error_code() == "not_found");
+        CHECK(r.error_type() == "NOT_FOUND");
         CHECK(c.get("/no-such-file.txt").status == 404);
     }
     SECTION("a wrong method is 405 with Allow") {
         auto r = c.send(verb::delete_, "/api/v1/sagas/order-1001");
         CHECK(r.status == 405);
         CHECK(r.header("Allow") == "GET");
-        CHECK(r.error_code() == "method_not_allowed");
+        CHECK(r.error_type() == "METHOD_NOT_ALLOWED");
         auto p = c.get("/api/v1/sagas/order-1001/cancel");
         CHECK(p.status == 405);
         CHECK(p.header("Allow") == "POST");
@@ -227,17 +230,17 @@ TEST_CASE("bad requests get JSON errors", "[admin][errors]") {
     SECTION("an unknown instance is 404") {
         auto r = c.get("/api/v1/sagas/order-9999");
         CHECK(r.status == 404);
-        CHECK(r.error_code() == "not_found");
+        CHECK(r.error_type() == "NOT_FOUND");
         CHECK(c.get("/api/v1/sagas/order-9999/history").status == 404);
         CHECK(c.post("/api/v1/sagas/order-9999/pause", {{"why", "x"}}).status == 404);
     }
     SECTION("saga errors that are about state are 409") {
         auto done = c.post("/api/v1/sagas/order-1001/cancel", {{"why", "too late"}});
         CHECK(done.status == 409);
-        CHECK(done.error_code() == "saga_finished");
+        CHECK(done.error_type() == "SAGA_FINISHED");
         auto r = c.post("/api/v1/sagas/order-1003/resume", {{"why", "not paused"}});
         CHECK(r.status == 409);
-        CHECK(r.error_code() == "invalid_state");
+        CHECK(r.error_type() == "INVALID_STATE");
         auto past = c.post("/api/v1/sagas/order-1006/cancel", {{"why", "after the pivot"}});
         CHECK(past.status == 409);
     }
@@ -251,6 +254,169 @@ TEST_CASE("bad requests get JSON errors", "[admin][errors]") {
         auto r = c.raw("GARBAGE\r\n\r\n");
         CHECK(r.status == 400);
     }
+}
+
+TEST_CASE("error bodies have a type, a message and the request's correlation id",
+          "[admin][errors]") {
+    fixture f;
+    using saga::admin::request;
+    using saga::admin::response;
+    REQUIRE(f.admin->add_route("GET", "/api/v1/own", [](const request&) {
+        return saga::result<response>(
+            saga::admin::error_response(418, "TEAPOT", "short and stout"));
+    }));
+    f.start();
+    auto c = f.connect();
+    const auto is_uuid = [](const std::string& s) {
+        return s.size() == 36 && s[8] == '-' && s[13] == '-' && s[18] == '-' && s[23] == '-';
+    };
+    SECTION("the client's X-Correlation-Id is echoed in the body and the header") {
+        auto r =
+            c.send(verb::get, "/api/v1/sagas/order-9999", {}, {{"X-Correlation-Id", "req-42"}});
+        REQUIRE(r.status == 404);
+        REQUIRE(r.json.is_object());
+        CHECK(r.json.size() == 1);
+        const auto& e = r.json["error"];
+        CHECK(e.size() == 3);
+        CHECK(e["type"] == "NOT_FOUND");
+        CHECK(e["message"].get<std::string>().find("order-9999") != std::string::npos);
+        CHECK(e["correlation"] == "req-42");
+        CHECK(r.header("X-Correlation-Id") == "req-42");
+    }
+    SECTION("without one (or with one unfit to echo) the server makes one up") {
+        for (const std::map<std::string, std::string>& headers :
+             {std::map<std::string, std::string>{},
+              {{"X-Correlation-Id", std::string(129, 'a')}},
+              {{"X-Correlation-Id", "has spaces"}}}) {
+            auto r = c.send(verb::post, "/api/v1/sagas/order-1002/pause", "{}", headers);
+            REQUIRE(r.status == 400);
+            CHECK(is_uuid(r.error_correlation()));
+            CHECK(r.header("X-Correlation-Id") == r.error_correlation());
+        }
+        auto a = c.get("/api/v1/nothing");
+        auto b = c.get("/api/v1/nothing");
+        CHECK(a.error_correlation() != b.error_correlation());
+    }
+    SECTION("successes carry the header, and refusals before routing have it too") {
+        auto ok = c.send(verb::get, "/api/v1/summary", {}, {{"X-Correlation-Id", "s-1"}});
+        CHECK(ok.status == 200);
+        CHECK(ok.header("X-Correlation-Id") == "s-1");
+        auto unauthorized =
+            f.connect("").send(verb::get, "/api/v1/sagas", {}, {{"X-Correlation-Id", "s-2"}});
+        CHECK(unauthorized.status == 401);
+        CHECK(unauthorized.error_correlation() == "s-2");
+        auto big = c.raw(
+            "POST /api/v1/sagas/order-1002/pause HTTP/1.1\r\nHost: x\r\nX-Correlation-Id: s-3\r\n"
+            "Content-Length: 2097152\r\n\r\n" +
+            std::string(100, ' '));
+        CHECK(big.status == 413);
+        CHECK(big.error_type() == "LIMIT_EXCEEDED");
+        CHECK(big.error_correlation() == "s-3");
+        CHECK(big.header("X-Correlation-Id") == "s-3");
+        CHECK(f.connect().raw("GARBAGE\r\n\r\n").error_type() == "BAD_REQUEST");
+    }
+    SECTION("an error body an added route makes itself gets the correlation id") {
+        auto r = c.send(verb::get, "/api/v1/own", {}, {{"X-Correlation-Id", "own-1"}});
+        CHECK(r.status == 418);
+        CHECK(r.error_type() == "TEAPOT");
+        CHECK(r.error_correlation() == "own-1");
+    }
+}
+
+TEST_CASE("every saga error has an upper-case type and keeps its HTTP status", "[admin][errors]") {
+    using saga::errc;
+    std::set<std::string> types;
+    for (int c = static_cast<int>(errc::invalid_definition);
+         c <= static_cast<int>(errc::limit_exceeded); ++c) {
+        const saga::error e{static_cast<errc>(c)};
+        const std::string type(saga::admin::error_type(e));
+        INFO(e.code.message());
+        CHECK(type != "INTERNAL");
+        CHECK(std::ranges::all_of(type,
+                                  [](char ch) { return (ch >= 'A' && ch <= 'Z') || ch == '_'; }));
+        types.insert(type);
+    }
+    CHECK(types.size() == static_cast<std::size_t>(errc::limit_exceeded));
+    CHECK(saga::admin::error_type(saga::error{errc::version_conflict}) == "VERSION_CONFLICT");
+    CHECK(saga::admin::error_type(saga::error{std::make_error_code(std::errc::io_error)}) ==
+          "INTERNAL");
+    CHECK(saga::admin::http_status_of(saga::error{errc::version_conflict}) == 409);
+    CHECK(saga::admin::http_status_of(saga::error{errc::lock_held}) == 409);
+    CHECK(saga::admin::http_status_of(saga::error{errc::limit_exceeded}) == 413);
+    CHECK(saga::admin::http_status_of(saga::error{errc::not_found}) == 404);
+    CHECK(saga::admin::http_status_of(saga::error{errc::invalid_argument}) == 400);
+    CHECK(saga::admin::http_status_of(saga::error{errc::store_busy}) == 503);
+    CHECK(saga::admin::http_status_of(saga::error{errc::step_threw}) == 500);
+}
+
+TEST_CASE("the access log has a line per request with its correlation id", "[admin][log]") {
+    struct capture final : saga::log_sink {
+        std::mutex mutex;
+        std::vector<saga::log_record> lines;
+        void write(const saga::log_record& r) override {
+            std::lock_guard lock(mutex);
+            lines.push_back(r);
+        }
+    };
+    auto log = std::make_shared<capture>();
+    fixture f({.port = 0, .token = token, .access_log = log});
+    f.start();
+    auto c = f.connect();
+    CHECK(c.send(verb::get, "/api/v1/sagas/order-1001", {}, {{"X-Correlation-Id", "look-1"}})
+              .status == 200);
+    auto missing = c.send(verb::get, "/api/v1/sagas/order-9999", {},
+                          {{"X-Correlation-Id", "look-2"}, {"X-Saga-Operator", "ada"}});
+    CHECK(missing.status == 404);
+    CHECK(c.get("/healthz").status == 200);
+    std::lock_guard lock(log->mutex);
+    REQUIRE(log->lines.size() == 3);
+    const auto& ok = log->lines[0];
+    CHECK(ok.message == "GET /api/v1/sagas/order-1001 200");
+    CHECK(ok.correlation_id == "look-1");
+    CHECK(ok.level == saga::log_level::info);
+    CHECK(ok.fields["status"] == 200);
+    CHECK(ok.fields["method"] == "GET");
+    CHECK(ok.fields["path"] == "/api/v1/sagas/order-1001");
+    CHECK(ok.fields["duration_ms"].get<double>() >= 0);
+    CHECK_FALSE(ok.fields.contains("error"));
+    const auto& bad = log->lines[1];
+    CHECK(bad.correlation_id == "look-2");
+    CHECK(bad.fields["error"] == "NOT_FOUND");
+    CHECK(bad.fields["operator"] == "ada");
+    CHECK(log->lines[2].message == "GET /healthz 200");
+    CHECK(log->lines[2].correlation_id.size() == 36);
+    // the line as written: JSON with the correlation id among the coordinates
+    const auto line = json::parse(saga::to_json_line(bad));
+    CHECK(line["correlation_id"] == "look-2");
+    CHECK(line["error"] == "NOT_FOUND");
+    // the token never shows
+    for (const auto& l : log->lines) CHECK(saga::to_json_line(l).find(token) == std::string::npos);
+}
+
+TEST_CASE("a body nested 100,000 deep is refused with 413 and the server goes on serving",
+          "[admin][errors][hostile]") {
+    fixture f;
+    f.start();
+    auto c = f.connect();
+    const std::string deep = std::string(100'000, '[') + std::string(100'000, ']');
+    SECTION("as a signal payload") {
+        auto r = c.send(verb::post, "/api/v1/sagas/order-1002/signals/approval",
+                        R"({"payload":)" + deep + "}");
+        CHECK(r.status == 413);
+        CHECK(r.error_type() == "LIMIT_EXCEEDED");
+        CHECK(r.json["error"]["message"] ==
+              "the request body nests deeper than the limit of 64 levels");
+    }
+    SECTION("as an operator action's body") {
+        auto r = c.send(verb::post, "/api/v1/sagas/order-1002/pause", deep);
+        CHECK(r.status == 413);
+        CHECK(r.error_type() == "LIMIT_EXCEEDED");
+    }
+    CHECK(f.connect("").get("/healthz").status == 200);
+    CHECK(f.w.eng().query("order-1002").value().status == saga::saga_status::waiting);
+    auto signal = c.post("/api/v1/sagas/order-1002/signals/approval",
+                         {{"payload", {{"by", "alice"}, {"why", "after the flood"}}}});
+    CHECK(signal.status == 200);
 }
 
 TEST_CASE("the list filters by status, definition, key, time and text, and pages",
@@ -515,7 +681,7 @@ TEST_CASE("routes added by the application share auth and error handling", "[adm
     CHECK(wrong.header("Allow") == "POST");
     auto boom = c.get("/api/v1/boom");
     CHECK(boom.status == 500);
-    CHECK(boom.error_code() == "internal");
+    CHECK(boom.error_type() == "INTERNAL");
     CHECK(f.connect("").post("/api/v1/campaigns/c-1", json::object()).status == 401);
 }
 
@@ -551,6 +717,12 @@ TEST_CASE("the dashboard and the OpenAPI description are served by the library",
         INFO(p);
         CHECK(paths.contains(p));
     }
+    // the error format it describes is the one the server sends
+    const auto& error = spec.json["components"]["schemas"]["Error"]["properties"]["error"];
+    CHECK(error["required"] == json::array({"type", "message", "correlation"}));
+    const auto sent = f.connect().get("/api/v1/sagas/order-9999");
+    for (const auto& [name, _] : sent.json["error"].items())
+        CHECK(error["properties"].contains(name));
 }
 
 TEST_CASE("the dashboard can be served from a directory for development", "[admin][dashboard]") {

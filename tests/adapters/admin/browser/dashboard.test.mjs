@@ -74,6 +74,10 @@ try {
   check((await page.locator('[data-testid=card-waiting] .card-value').innerText()).trim() === '2', 'the waiting card counts 2');
   await page.waitForSelector('#live.live-ok');
   check(true, 'the live indicator is on');
+  const refused = await page.evaluate(() => api('/api/v1/sagas/order-1001/resume', {method: 'POST', body: {why: 'format check'}})
+    .then(() => null, (e) => ({status: e.status, type: e.type, correlation: e.correlation, message: e.message})));
+  check(refused?.status === 409 && refused.type === 'SAGA_FINISHED' && /^[0-9a-f-]{36}$/.test(refused.correlation || '') &&
+        refused.message.length > 0, `an API error reaches the page with its type, message and correlation id (${JSON.stringify(refused)})`);
 
   console.log('the filters');
   await page.selectOption('[data-testid=filter-status]', 'waiting');

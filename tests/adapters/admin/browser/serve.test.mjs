@@ -77,7 +77,7 @@ try {
     const text = await res.text();
     let json = null;
     try { json = JSON.parse(text); } catch { json = null; }
-    return {status: res.status, json, text};
+    return {status: res.status, json, text, correlation: res.headers.get('X-Correlation-Id')};
   }
 
   console.log('the API');
@@ -103,7 +103,8 @@ try {
   check(waiting.status === 202 && waiting.json.run_id === 'publish-c-1001-1', 'publish c-1001 with approval is 202 publish-c-1001-1');
   const runId = waiting.json?.run_id || 'publish-c-1001-1';
   const locked = await call('POST', '/api/v1/campaigns/c-1001/publish', {});
-  check(locked.status === 409 && locked.json.error.code === 'lock_held', 'a second publish of c-1001 is 409 lock_held');
+  check(locked.status === 409 && locked.json.error.type === 'LOCK_HELD' && locked.json.error.correlation === locked.correlation,
+        'a second publish of c-1001 is 409 LOCK_HELD with the correlation id of the X-Correlation-Id header');
   check((await call('POST', '/api/v1/campaigns/c-1002/publish', {})).status === 202, 'publish c-1002 (no approval) is 202');
   check((await call('POST', '/api/v1/campaigns/c-1003/publish', {})).status === 202, 'publish c-1003 (over its credit) is 202');
 

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include <saga/error.hpp>
+#include <saga/log.hpp>
 
 namespace saga {
 class engine;
@@ -65,6 +66,10 @@ struct server_options {
     std::optional<boost::asio::any_io_executor> executor;
     /// longest a connection may stay idle or take to send a request
     std::chrono::milliseconds idle_timeout{30'000};
+    /// where one line per request goes (`msg` "GET /api/v1/sagas 200", the correlation id, and
+    /// `fields` method, path, status, duration_ms, operator, bytes and the error type of an
+    /// error); 5xx answers at level `error`, the rest `info`. Default: none.
+    std::shared_ptr<saga::log_sink> access_log;
 };
 
 /// An HTTP request as a route handler sees it.
@@ -83,6 +88,10 @@ struct request {
     std::string body;
     /// the operator: the operator header's value, else `server_options::default_operator`
     std::string operator_name;
+    /// the request's correlation id: its `X-Correlation-Id` header when that is 1 to 128
+    /// printable ASCII characters, else a new random UUID. The server sends it back in the
+    /// `X-Correlation-Id` response header, in error bodies and in the access log.
+    std::string correlation_id;
 
     /// The body as JSON (an empty body is an empty object), or `errc::invalid_argument` saying
     /// where it is malformed.
@@ -99,20 +108,23 @@ struct response {
     nlohmann::json body = nlohmann::json::object();
 };
 
-/// Handles one request. An error result becomes the JSON error response of its code
-/// (`http_status_of`); an exception becomes 500.
+/// Handles one request. An error result becomes the JSON error response of its type and
+/// status (`error_type`, `http_status_of`); an exception becomes 500 `INTERNAL`.
 using route_handler = std::function<result<response>(const request&)>;
 
 /// The HTTP status a saga error maps to: not_found 404; invalid_state, saga_finished,
-/// past_pivot, lock_held, already_exists, version_conflict 409; invalid_argument, bad_data,
-/// invalid_definition, definition_not_registered 400; shutting_down, store_busy 503; others 500.
+/// past_pivot, lock_held, already_exists, version_conflict 409; limit_exceeded 413;
+/// invalid_argument, bad_data, invalid_definition, definition_not_registered 400;
+/// shutting_down, store_busy 503; others 500.
 [[nodiscard]] unsigned http_status_of(const error& e) noexcept;
 
-/// The stable code of a saga error in JSON error bodies ("not_found", "lock_held", ...).
-[[nodiscard]] std::string_view error_code_name(const error& e) noexcept;
+/// The stable type of a saga error in JSON error bodies: the `saga::errc` name in upper case
+/// ("NOT_FOUND", "LOCK_HELD", "VERSION_CONFLICT", ...); "INTERNAL" for other categories.
+[[nodiscard]] std::string_view error_type(const error& e) noexcept;
 
-/// A JSON error response: `{"error": {"code": code, "message": message}}`.
-[[nodiscard]] response error_response(unsigned status, std::string_view code,
+/// A JSON error response: `{"error": {"type": type, "message": message}}`. The server adds
+/// `"correlation"`, the request's correlation id, to every error body that lacks one.
+[[nodiscard]] response error_response(unsigned status, std::string_view type,
                                       std::string_view message);
 
 /// The admin HTTP server of one engine. Thread-safe; the engine must outlive it.
