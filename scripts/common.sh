@@ -5,7 +5,8 @@
 SAGA_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
-# saga_build DIR [cmake -D options...]: configures (RelWithDebInfo, warnings as errors) and
+# saga_build DIR [cmake -D options...]: configures (RelWithDebInfo, warnings as errors: our
+# builds and CI use -DSAGA_WERROR=ON, a user's build does not by default) and
 # builds everything in DIR.
 saga_build() {
     local dir=$1
