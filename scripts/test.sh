@@ -45,8 +45,8 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:detect
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$SAGA_ROOT/tests/tsan.supp}
 
-# The TSan tree is built with clang++ (install-deps.sh installs it): it compiles the Asio/Beast
-# coroutine code faster than g++, and its TSan is the one tests/tsan.supp was checked with. The
+# The TSan tree is built with clang++ (install-deps.sh installs it): its TSan is the one
+# tests/tsan.supp was checked with (it compiles our TSan TUs in about the time g++ takes). The
 # ASan+UBSan tree stays on g++ until its suite has been run with clang++ (docs/testing.md).
 TSAN_CXX=(-DCMAKE_CXX_COMPILER=clang++)
 
