@@ -5,14 +5,21 @@
 SAGA_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
-# saga_build DIR [cmake -D options...]: configures (RelWithDebInfo, warnings as errors) and
-# builds everything in DIR.
+# saga_build DIR [cmake -D options...]: configures (RelWithDebInfo, warnings as errors: our
+# scripts and CI build with -DSAGA_WERROR=ON, a user's build does not by default) and builds
+# everything in DIR. With ccache installed, compilations go through it (optional: without it
+# the build is the same, only slower); SAGA_CCACHE=0 turns it off.
 saga_build() {
     local dir=$1
     shift
+    local launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=)
+    if [[ "${SAGA_CCACHE:-1}" != 0 ]] && command -v ccache >/dev/null 2>&1; then
+        launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+    fi
     cmake -S "$SAGA_ROOT" -B "$SAGA_ROOT/$dir" \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         -DSAGA_WERROR=ON \
+        "${launcher[@]}" \
         "$@"
     cmake --build "$SAGA_ROOT/$dir" -j"$JOBS"
 }

@@ -22,6 +22,9 @@ PACKAGES=(
     catch2
     libssl-dev
     chromium
+    # the sanitizer builds of scripts/test.sh: clang++ 14 and its sanitizer runtimes
+    clang
+    libclang-rt-14-dev
 )
 
 for pkg in "${PACKAGES[@]}"; do

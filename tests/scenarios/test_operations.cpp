@@ -147,7 +147,7 @@ TEST_CASE("retry after a step past the pivot failed attempts it again and comple
     CHECK(w.services["shipping"]->held_count() == 1);
 }
 
-TEST_CASE("skipping a failed step lets a failed saga finish; the skip is audited",
+TEST_CASE("skipping a failed step lets a failed saga finish and the skip is audited",
           "[engine][operations]") {
     world w;
     REQUIRE(w.eng->add(order_definition()));

@@ -5,7 +5,7 @@ using namespace saga;
 using namespace saga::test;
 
 TEST_CASE(
-    "a remote step whose reply is lost times out and is re-sent with the same idempotency key; "
+    "a remote step whose reply is lost times out and is re-sent with the same idempotency key and "
     "the participant answers with its recorded reply",
     "[engine][timeout]") {
     world w;

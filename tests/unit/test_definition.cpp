@@ -445,31 +445,21 @@ TEST_CASE("for-each steps need an item action and a concurrency of at least 1",
 TEST_CASE("retry policies, timeouts and defaults are validated",
           "[definition][validation][retry]") {
     SECTION("bad step retry policies") {
-        saga::retry_policy bad;
-        std::string field;
-        SECTION("no attempts") {
-            bad.max_attempts = 0;
-            field = "max_attempts";
-        }
-        SECTION("shrinking multiplier") {
-            bad.multiplier = 0.5;
-            field = "multiplier";
-        }
-        SECTION("jitter above 1") {
-            bad.jitter = 2;
-            field = "jitter";
-        }
-        SECTION("cap below the initial delay") {
-            bad.initial_backoff = 10s;
-            bad.max_backoff = 1s;
-            field = "max_backoff";
-        }
-        SECTION("negative initial delay") {
-            bad.initial_backoff = -1ms;
-            field = "initial_backoff";
-        }
-        const auto msg = rejected(builder("trip").local("pay", noop).retry(bad).build());
-        CHECK_THAT(msg, Contains("step 'pay'") && Contains(field));
+        // one bad field each; the error names it
+        struct bad_policy {
+            std::string field;
+            saga::retry_policy policy;
+        };
+        const auto bad = GENERATE(values<bad_policy>({
+            {"max_attempts", {.max_attempts = 0}},
+            {"multiplier", {.multiplier = 0.5}},
+            {"jitter", {.jitter = 2}},
+            {"max_backoff", {.initial_backoff = 10s, .max_backoff = 1s}},
+            {"initial_backoff", {.initial_backoff = -1ms}},
+        }));
+        CAPTURE(bad.field);
+        const auto msg = rejected(builder("trip").local("pay", noop).retry(bad.policy).build());
+        CHECK_THAT(msg, Contains("step 'pay'") && Contains(bad.field));
     }
     SECTION("bad compensation retry policy") {
         const auto msg = rejected(builder("trip")

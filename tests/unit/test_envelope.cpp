@@ -88,7 +88,9 @@ TEST_CASE("every message kind and reply status round-trips", "[envelope][json]")
     const auto status = GENERATE(saga::reply_status::success, saga::reply_status::transient_failure,
                                  saga::reply_status::permanent_failure);
     saga::envelope e;
-    e.message_id = "m";
+    // not a one-character literal: g++ 12.2 at -O3 reports assigning one to a std::string as a
+    // memcpy overlap (-Wrestrict, GCC bug 105329, fixed in 12.3) when it inlines the assignment
+    e.message_id = "m-1";
     e.kind = kind;
     e.status = status;
     auto back = saga::decode(saga::encode(e));

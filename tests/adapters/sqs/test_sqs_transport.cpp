@@ -304,8 +304,7 @@ TEST_CASE(
     "sqs: moto checks our signatures and a wrong secret is a permanent 403 that is never logged",
     "[sqs][auth]") {
     if (saga::sqs::test::moto_path().empty()) {
-        WARN("moto_server not found on PATH: this SQS test is SKIPPED");
-        return;
+        SAGA_SKIP_TEST("moto_server not found on PATH");
     }
     // the first 3 calls are not checked: they make an IAM user with a key and a policy
     moto_server moto(std::map<std::string, std::string>{{"INITIAL_NO_AUTH_ACTION_COUNT", "3"}});
@@ -366,8 +365,7 @@ TEST_CASE(
 TEST_CASE("sqs: moto killed and restarted mid-run makes sends retry and loses nothing acknowledged",
           "[sqs][restart]") {
     if (saga::sqs::test::moto_path().empty()) {
-        WARN("moto_server not found on PATH: this SQS test is SKIPPED");
-        return;
+        SAGA_SKIP_TEST("moto_server not found on PATH");
     }
     moto_server moto;  // its own: this test kills it
     REQUIRE(moto.available());
