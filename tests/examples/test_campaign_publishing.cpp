@@ -502,7 +502,7 @@ TEST_CASE("list, status, history and check read an installation that cannot be w
         fs::permissions(e.path(), fs::perms::owner_all);
 }
 
-TEST_CASE("a damaged store is refused by list, check and resume; check reads every history",
+TEST_CASE("a damaged store is refused by list, check and resume, and check reads every history",
           "[examples][campaign_publishing][integrity]") {
     scratch s("damaged");
     REQUIRE(run(s, {"setup", "--campaigns", "3"}).code == 0);

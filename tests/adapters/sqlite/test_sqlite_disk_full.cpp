@@ -82,7 +82,7 @@ private:
 
 TEST_CASE(
     "sqlite store: a transaction that fails with disk full fails its callers and applies "
-    "nothing; the writer reopens its connection and commits once space is back",
+    "nothing, and the writer reopens its connection and commits once space is back",
     "[sqlite][disk-full]") {
     temp_path file;
     auto store = open_store(file.str());

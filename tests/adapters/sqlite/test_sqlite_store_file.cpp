@@ -245,7 +245,7 @@ TEST_CASE("sqlite store: a store opened read-only reads everything and writes no
 }
 
 TEST_CASE(
-    "store_lock: every open store holds it shared; exclusive fails while any process has "
+    "store_lock: every open store holds it shared, and exclusive fails while any process has "
     "the store open",
     "[sqlite][lock]") {
     temp_dir dir;
