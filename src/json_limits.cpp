@@ -16,9 +16,8 @@ struct too_deep {};
 result<nlohmann::json> parse_json(std::string_view text, std::string_view what,
                                   const json_limits& limits) {
     if (text.size() > limits.max_bytes)
-        return error{errc::limit_exceeded,
-                     fmt::format("{} is {} bytes, over the limit of {} bytes", what, text.size(),
-                                 limits.max_bytes)};
+        return error{errc::limit_exceeded, fmt::format("{} is {} bytes, over the limit of {} bytes",
+                                                       what, text.size(), limits.max_bytes)};
     // The callback sees the depth of every value as the parser (which itself does not recurse)
     // opens it; stopping there means the partial tree is never deeper than the limit.
     const auto max_depth = static_cast<int>(limits.max_depth);
@@ -32,11 +31,12 @@ result<nlohmann::json> parse_json(std::string_view text, std::string_view what,
     try {
         return nlohmann::json::parse(text.begin(), text.end(), bound);
     } catch (const too_deep&) {
-        return error{errc::limit_exceeded,
-                     fmt::format("{} nests deeper than the limit of {} levels", what,
-                                 limits.max_depth)};
+        return error{
+            errc::limit_exceeded,
+            fmt::format("{} nests deeper than the limit of {} levels", what, limits.max_depth)};
     } catch (const nlohmann::json::exception& e) {
-        return error{errc::invalid_argument, fmt::format("{} is not valid JSON: {}", what, e.what())};
+        return error{errc::invalid_argument,
+                     fmt::format("{} is not valid JSON: {}", what, e.what())};
     }
 }
 
@@ -49,9 +49,9 @@ result<void> check_json_depth(const nlohmann::json& value, std::string_view what
         stack.pop_back();
         if (!v->is_structured()) continue;
         if (depth > limits.max_depth)
-            return error{errc::limit_exceeded,
-                         fmt::format("{} nests deeper than the limit of {} levels", what,
-                                     limits.max_depth)};
+            return error{
+                errc::limit_exceeded,
+                fmt::format("{} nests deeper than the limit of {} levels", what, limits.max_depth)};
         for (const auto& child : *v) stack.emplace_back(&child, depth + 1);
     }
     return success();

@@ -173,11 +173,13 @@ TEST_CASE("decoding rejects an unknown kind or status", "[envelope][json][errors
     }
 }
 
-TEST_CASE("decoding a deeply nested envelope is refused with the limit named", "[envelope][json][limits]") {
+TEST_CASE("decoding a deeply nested envelope is refused with the limit named",
+          "[envelope][json][limits]") {
     // 100,000 nested arrays: 200 KB, well under SQS's 256 KiB; copying or destroying such a
     // value would overflow the stack.
     const std::string deep(100000, '[');
-    const std::string text = R"({"message_id": "m", "payload": )" + deep + std::string(100000, ']') + "}";
+    const std::string text =
+        R"({"message_id": "m", "payload": )" + deep + std::string(100000, ']') + "}";
     auto e = saga::decode(text);
     REQUIRE_FALSE(e);
     CHECK(e.error() == saga::errc::limit_exceeded);
@@ -186,9 +188,7 @@ TEST_CASE("decoding a deeply nested envelope is refused with the limit named", "
 
 TEST_CASE("parse_json bounds depth and size and checks values in memory", "[json][limits]") {
     SECTION("depth 64 is accepted, 65 is not") {
-        const auto nest = [](std::size_t n) {
-            return std::string(n, '[') + std::string(n, ']');
-        };
+        const auto nest = [](std::size_t n) { return std::string(n, '[') + std::string(n, ']'); };
         CHECK(saga::parse_json(nest(64), "body"));
         auto r = saga::parse_json(nest(65), "body");
         REQUIRE_FALSE(r);
