@@ -1,6 +1,9 @@
 #include "runtime.hpp"
 
 #include <fmt/format.h>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 
@@ -40,7 +43,10 @@ struct runtime::actor {
     bool busy = false;
     std::shared_ptr<const machine::compiled> def;
     machine::instance state;
-    std::unique_ptr<detail::data_box> data;
+    /// shared with the awaitable local steps that run against it
+    std::shared_ptr<detail::data_box> data;
+    /// +1 on every load: a local step's result from an earlier load is dropped
+    std::uint64_t generation = 0;
     instance_head head;
     std::uint64_t version = 0;
     /// output of every record up to here has been handed to the transport
@@ -50,6 +56,12 @@ struct runtime::actor {
     std::deque<std::pair<machine::input, done_fn>> mailbox;
     std::optional<clock::timer_id> wake;
     std::optional<time_point> wake_at;
+    /// local steps posted or running; awaitable ones with their cancellation signal
+    std::size_t locals = 0;
+    std::map<std::pair<std::string, direction>, std::shared_ptr<asio::cancellation_signal>> live;
+    /// posts on their way to the strand (guarded by the runtime's mutex): the actor may be
+    /// evicted only when there are none
+    std::size_t posts = 0;
 };
 
 // ---- construction, registry -----------------------------------------------------------------
@@ -98,7 +110,22 @@ std::shared_ptr<runtime::actor> runtime::actor_of(const std::string& id) {
     std::lock_guard lock(mutex_);
     auto& a = actors_[id];
     if (!a) a = std::make_shared<actor>(id, *opts_.io);
+    ++a->posts;
     return a;
+}
+
+void runtime::maybe_evict(const std::shared_ptr<actor>& a) {
+    // An idle instance leaves memory: nothing queued, committing, sending or running, and
+    // nothing it waits for but a signal, an operator or its wake-up (armed by id).
+    if (a->busy || !a->mailbox.empty() || !a->in_flight.empty() || a->locals || !a->loaded) return;
+    const auto s = a->state.status;
+    if (s != saga_status::waiting && !is_settled(s)) return;
+    std::lock_guard lock(mutex_);
+    if (a->posts) return;
+    if (waiters_.contains(a->id)) return;
+    auto it = actors_.find(a->id);
+    if (it != actors_.end() && it->second == a) actors_.erase(it);
+    ++stats_.evicted;
 }
 
 std::size_t runtime::cached() const {
@@ -212,9 +239,13 @@ result<std::string> runtime::start(start_request r) {
 // ---- the one write path -------------------------------------------------------------------
 
 void runtime::post(const std::string& id, machine::input in, done_fn done) {
-    auto a = actor_of(id);
+    auto a = actor_of(id);  // counts the post
     asio::post(a->strand, [self = shared_from_this(), a, in = std::move(in),
                            done = std::move(done)]() mutable {
+        {
+            std::lock_guard lock(self->mutex_);
+            --a->posts;
+        }
         a->mailbox.emplace_back(std::move(in), std::move(done));
         self->drain(a);
     });
@@ -260,6 +291,7 @@ result<loaded_instance> runtime::load(actor& a) {
     a.version = li.records.empty() ? li.head.version : li.records.back().version;
     a.in_flight.clear();
     a.loaded = true;
+    ++a.generation;
     return li;
 }
 
@@ -320,6 +352,7 @@ void runtime::drain(const std::shared_ptr<actor>& a) {
         for (std::size_t i = 0; i < callers.size(); ++i)
             if (callers[i]) callers[i](i < d.outcomes.size() ? d.outcomes[i] : success());
         apply_effects(a, std::move(d.effects), a->version);
+        maybe_evict(a);
         return;
     }
     journal_write w;
@@ -386,6 +419,7 @@ void runtime::committed(const std::shared_ptr<actor>& a, result<void> r, machine
         if (callers[i]) callers[i](i < d.outcomes.size() ? d.outcomes[i] : success());
     settle_waiters(a);
     drain(a);
+    maybe_evict(a);
 }
 
 // ---- effects ---------------------------------------------------------------------------------
@@ -397,8 +431,13 @@ void runtime::apply_effects(const std::shared_ptr<actor>& a, std::vector<machine
             release(a, s->endpoint, std::move(s->message), version);
         } else if (auto* l = std::get_if<machine::run_local_effect>(&e)) {
             run_local(a, *l);
+        } else if (auto* c = std::get_if<machine::cancel_local_effect>(&e)) {
+            auto it = a->live.find({c->unit, c->dir});
+            if (it != a->live.end()) {
+                it->second->emit(asio::cancellation_type::terminal);
+                a->live.erase(it);
+            }
         }
-        // cancel_local: awaitable local steps are not run by this runtime yet.
     }
 }
 
@@ -426,68 +465,117 @@ void runtime::released(const std::shared_ptr<actor>& a, std::uint64_t version) {
     // The watermark: everything below the oldest version still in flight.
     const auto oldest = a->in_flight.empty() ? a->version + 1 : a->in_flight.begin()->first;
     a->released_through = std::max(a->released_through, oldest - 1);
+    maybe_evict(a);
 }
 
 void runtime::run_local(const std::shared_ptr<actor>& a, const machine::run_local_effect& l) {
+    ++a->locals;
     auto self = shared_from_this();
     asio::post(a->strand, [self, a, l] {
+        --a->locals;
         if (!a->loaded) return;
         const auto* n = a->def->nodes.at(std::string(machine::base_name(l.unit)));
         const auto& act = l.dir == direction::forward ? n->forward : n->compensation;
-        const nlohmann::json* item = nullptr;
+        std::optional<nlohmann::json> item;
         if (auto idx = machine::item_index(l.unit)) {
             auto g = a->state.units.find(machine::base_name(l.unit));
             if (g != a->state.units.end() && g->second.items && *idx < g->second.items->size())
-                item = &(*g->second.items)[*idx];
+                item = (*g->second.items)[*idx];
         }
         const auto u = a->state.units.find(l.unit);
         const auto fg = u == a->state.units.end() ? 0u : u->second.forward_generation;
         const auto cg = u == a->state.units.end() ? 0u : u->second.compensation_generation;
-        step_context ctx(a->id, l.unit, l.attempt,
-                         machine::idempotency_key(a->id, l.unit, l.dir, fg, cg),
-                         a->state.correlation_key, self->opts_.clock->now(),
-                         machine::item_index(l.unit), l.dir == direction::compensation);
-        std::optional<saga::error> outcome;
-        if (act.kind == detail::action::how::local) {
-            if (auto r = act.local(*a->data, item, ctx); !r) outcome = r.error();
-        } else {
-            outcome = saga::error{errc::invalid_definition,
-                                  "awaitable local steps are not run by this runtime yet"};
-        }
+        auto ctx = std::make_shared<step_context>(
+            a->id, l.unit, l.attempt, machine::idempotency_key(a->id, l.unit, l.dir, fg, cg),
+            a->state.correlation_key, self->opts_.clock->now(), machine::item_index(l.unit),
+            l.dir == direction::compensation);
         {
             std::lock_guard lock(self->mutex_);
             ++self->stats_.locals_run;
         }
-        a->mailbox.emplace_back(machine::local_done_input{l.unit, l.dir, l.attempt, outcome},
-                                nullptr);
-        self->drain(a);
+        if (act.kind == detail::action::how::local) {
+            std::optional<saga::error> outcome;
+            if (auto r = act.local(*a->data, item ? &*item : nullptr, *ctx); !r)
+                outcome = r.error();
+            a->mailbox.emplace_back(machine::local_done_input{l.unit, l.dir, l.attempt, outcome},
+                                    nullptr);
+            self->drain(a);
+            return;
+        }
+        self->launch_async(a, l, act, std::move(item), std::move(ctx));
     });
 }
 
+void runtime::launch_async(const std::shared_ptr<actor>& a, const machine::run_local_effect& l,
+                           const detail::action& act, std::optional<nlohmann::json> item,
+                           std::shared_ptr<step_context> ctx) {
+    // The coroutine's result is a plain struct: co_spawn default-constructs it on exceptions.
+    struct outcome {
+        bool failed = false;
+        saga::error err{};
+    };
+    auto sig = std::make_shared<asio::cancellation_signal>();
+    a->live[{l.unit, l.dir}] = sig;
+    ++a->locals;
+    auto data = a->data;
+    auto def = a->def;  // keeps the action alive
+    auto item_ptr = std::make_shared<std::optional<nlohmann::json>>(std::move(item));
+    auto body = [act = &act, def, data, item_ptr, ctx]() -> asio::awaitable<outcome> {
+        auto r = co_await act->async(*data, *item_ptr ? &**item_ptr : nullptr, *ctx);
+        if (r) co_return outcome{};
+        co_return outcome{true, r.error()};
+    };
+    const auto generation = a->generation;
+    auto self = shared_from_this();
+    asio::co_spawn(
+        a->strand, std::move(body),
+        asio::bind_cancellation_slot(
+            // The handler owns the signal: it must outlive the operation bound to its slot.
+            sig->slot(), [self, a, l, generation, sig](std::exception_ptr ep, outcome result) {
+                --a->locals;
+                auto it = a->live.find({l.unit, l.dir});
+                if (it != a->live.end() && it->second == sig) a->live.erase(it);
+                if (generation != a->generation || !a->loaded) return;  // reloaded: it runs again
+                std::optional<saga::error> out;
+                if (result.failed) out = std::move(result.err);
+                if (ep) {
+                    try {
+                        std::rethrow_exception(ep);
+                    } catch (const std::exception& e) {
+                        out = saga::error{errc::step_threw,
+                                          fmt::format("step '{}' threw: {}", l.unit, e.what())};
+                    } catch (...) {
+                        out = saga::error{errc::step_threw, fmt::format("step '{}' threw", l.unit)};
+                    }
+                }
+                a->mailbox.emplace_back(machine::local_done_input{l.unit, l.dir, l.attempt, out},
+                                        nullptr);
+                self->drain(a);
+                self->maybe_evict(a);
+            }));
+}
+
 void runtime::arm(const std::shared_ptr<actor>& a) {
-    const auto due = machine::wake_at(a->state);
+    const auto due = is_terminal(a->state.status) ? std::nullopt : machine::wake_at(a->state);
     if (due == a->wake_at) return;
     if (a->wake) opts_.clock->cancel(*a->wake);
     a->wake.reset();
     a->wake_at = due;
-    if (!due || is_terminal(a->state.status)) return;
-    auto self = shared_from_this();
-    std::weak_ptr<runtime> weak = self;
-    a->wake = opts_.clock->call_at(*due, [weak, a] {
-        auto s = weak.lock();
-        if (!s) return;
-        asio::post(a->strand, [s, a] {
-            a->wake.reset();
-            a->wake_at.reset();
-            a->mailbox.emplace_back(machine::tick_input{}, nullptr);
-            s->drain(a);
-        });
+    if (!due) return;
+    // By id, not by actor: the instance may leave memory before it is due, and is loaded again.
+    std::weak_ptr<runtime> weak = shared_from_this();
+    a->wake = opts_.clock->call_at(*due, [weak, id = a->id] {
+        if (auto s = weak.lock()) s->post(id, machine::tick_input{}, nullptr);
     });
 }
 
 void runtime::when_settled(const std::string& id, std::function<void(saga_status)> fn) {
     auto a = actor_of(id);
     asio::post(a->strand, [self = shared_from_this(), a, id, fn = std::move(fn)]() mutable {
+        {
+            std::lock_guard lock(self->mutex_);
+            --a->posts;
+        }
         if (!a->loaded) {
             auto li = self->load(*a);
             if (!li) return;
@@ -495,6 +583,7 @@ void runtime::when_settled(const std::string& id, std::function<void(saga_status
         }
         if (is_settled(a->state.status)) {
             fn(a->state.status);
+            self->maybe_evict(a);
             return;
         }
         std::lock_guard lock(self->mutex_);

@@ -21,6 +21,7 @@
 #include <saga/clock.hpp>
 #include <saga/error.hpp>
 #include <saga/journal_store.hpp>
+#include <saga/step_context.hpp>
 #include <saga/transport.hpp>
 
 #include "../machine/machine.hpp"
@@ -56,6 +57,8 @@ struct runtime_stats {
     std::size_t ignored = 0;
     std::size_t sends = 0;
     std::size_t locals_run = 0;
+    /// idle instances that left memory
+    std::size_t evicted = 0;
 };
 
 class runtime : public std::enable_shared_from_this<runtime> {
@@ -110,6 +113,10 @@ private:
                  std::uint64_t version);
     void released(const std::shared_ptr<actor>& a, std::uint64_t version);
     void run_local(const std::shared_ptr<actor>& a, const machine::run_local_effect& l);
+    void launch_async(const std::shared_ptr<actor>& a, const machine::run_local_effect& l,
+                      const detail::action& act, std::optional<nlohmann::json> item,
+                      std::shared_ptr<step_context> ctx);
+    void maybe_evict(const std::shared_ptr<actor>& a);
     void arm(const std::shared_ptr<actor>& a);
     void settle_waiters(const std::shared_ptr<actor>& a);
     void resume_after_load(const std::shared_ptr<actor>& a, const loaded_instance& li);

@@ -4,7 +4,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <saga/definition.hpp>
 #include <saga/inmemory/memory_journal_store.hpp>
@@ -174,4 +178,72 @@ TEST_CASE("a permanent refusal compensates through the runtime", "[runtime]") {
     const auto data = nlohmann::json::parse(*w.store->load("o-4").value().data);
     CHECK(data["undone"] == 1);
     CHECK(w.releases == 0);  // refused for sure: nothing to release
+}
+
+TEST_CASE("an idle waiting instance leaves memory and comes back for its signal or its deadline",
+          "[runtime]") {
+    world w;
+    w.start_billing();
+    REQUIRE(w.rt->start({.definition = "place_order", .data = order{}, .id = "idle-1"}));
+    REQUIRE(w.rt->start({.definition = "place_order", .data = order{}, .id = "idle-2"}));
+    w.settle();
+    CHECK(w.status("idle-1") == saga_status::waiting);
+    CHECK(w.rt->cached() == 0);
+    CHECK(w.rt->stats().evicted >= 2);
+
+    REQUIRE(w.rt->call("idle-1", saga::machine::signal_input{"approval", {{"by", "ann"}}, "s"}));
+    w.settle();
+    CHECK(w.status("idle-1") == saga_status::completed);
+
+    w.clock->advance(2h);  // idle-2's wait passes its deadline while it is not in memory
+    w.settle();
+    CHECK(w.status("idle-2") == saga_status::compensated);
+    CHECK(w.releases == 1);
+    CHECK(w.rt->cached() == 0);
+}
+
+namespace {
+
+struct slow {
+    int runs = 0;
+    bool finished = false;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(slow, runs, finished)
+
+}  // namespace
+
+TEST_CASE("an awaitable local step is cancelled when its deadline passes, then retried",
+          "[runtime]") {
+    world w;
+    auto def = saga::definition_builder<slow>("slow", 1)
+                   .local("work",
+                          [clock = w.clock](slow& s) -> boost::asio::awaitable<saga::result<void>> {
+                              ++s.runs;
+                              if (s.runs == 1) {
+                                  // never finishes by itself: waits for cancellation
+                                  auto ex = co_await boost::asio::this_coro::executor;
+                                  boost::asio::steady_timer t(ex, std::chrono::hours{24});
+                                  auto [ec] = co_await t.async_wait(
+                                      boost::asio::as_tuple(boost::asio::use_awaitable));
+                                  if (ec) co_return saga::error{saga::errc::cancelled, "cancelled"};
+                              }
+                              s.finished = true;
+                              co_return saga::success();
+                          })
+                   .timeout(10s)
+                   .retry(saga::retry_policy::exponential(2, 1s))
+                   .build()
+                   .value();
+    REQUIRE(w.rt->add(def.model()));
+    REQUIRE(w.rt->start({.definition = "slow", .data = slow{}, .id = "slow-1"}));
+    w.settle();
+    CHECK(w.status("slow-1") == saga_status::running);
+    w.clock->advance(11s);  // the deadline: the first attempt is cancelled
+    w.settle();
+    w.clock->advance(2s);  // the retry's backoff
+    w.settle();
+    CHECK(w.status("slow-1") == saga_status::completed);
+    const auto data = nlohmann::json::parse(*w.store->load("slow-1").value().data);
+    CHECK(data["runs"] == 2);
+    CHECK(data["finished"] == true);
 }
