@@ -409,6 +409,21 @@ void runtime::committed(const std::shared_ptr<actor>& a, result<void> r, machine
     }
     a->version = w.record.version;
     if (w.head) a->head = *w.head;
+    // The circuit of a remote step's endpoint learns from the replies the instance took and
+    // from the attempts that timed out.
+    for (const auto& e : w.record.events) {
+        const bool reply = e.type == event_type::reply_received;
+        if ((!reply && e.type != event_type::attempt_timed_out) || e.dir != direction::forward)
+            continue;
+        const auto it = a->def->nodes.find(machine::base_name(e.unit));
+        if (it == a->def->nodes.end() || it->second->forward.kind != detail::action::how::remote)
+            continue;
+        auto ep = endpoint(it->second->forward.endpoint);
+        if (reply && e.reply == reply_status::success)
+            ep->breaker.record_success();
+        else if (!reply || e.reply == reply_status::transient_failure)
+            ep->breaker.record_failure(opts_.clock->now());
+    }
     {
         std::lock_guard lock(mutex_);
         ++stats_.commits;
@@ -441,16 +456,71 @@ void runtime::apply_effects(const std::shared_ptr<actor>& a, std::vector<machine
     }
 }
 
-void runtime::release(const std::shared_ptr<actor>& a, const std::string& endpoint, envelope m,
+std::shared_ptr<runtime::endpoint_state> runtime::endpoint(const std::string& name) {
+    std::lock_guard lock(mutex_);
+    auto& e = endpoints_[name];
+    if (!e) e = std::make_shared<endpoint_state>(endpoint_policy{}, opts_.clock->now());
+    return e;
+}
+
+void runtime::set_endpoint_policy(const std::string& name, endpoint_policy policy) {
+    std::lock_guard lock(mutex_);
+    endpoints_[name] = std::make_shared<endpoint_state>(policy, opts_.clock->now());
+}
+
+circuit_state runtime::endpoint_circuit(const std::string& name) {
+    return endpoint(name)->breaker.state(opts_.clock->now());
+}
+
+void runtime::release(const std::shared_ptr<actor>& a, const std::string& endpoint_name, envelope m,
                       std::uint64_t version) {
     if (!opts_.transport) return;
+    auto ep = endpoint(endpoint_name);
+    const auto now = opts_.clock->now();
+    // A command is refused here, when it would leave, if its endpoint's circuit is open; an
+    // undo never is (its own retry policy paces it).
+    if (m.kind == message_kind::command && !ep->breaker.allow(now)) {
+        auto parts = machine::parse_idempotency_key(m.idempotency_key, m.saga_id, m.step);
+        machine::reply_input r;
+        r.unit = m.step;
+        r.attempt = m.attempt;
+        r.generation = parts ? parts->generation : 0;
+        r.status = reply_status::transient_failure;
+        r.code = errc::circuit_open;
+        r.error = fmt::format("circuit of endpoint '{}' is open", endpoint_name);
+        {
+            std::lock_guard lock(mutex_);
+            ++stats_.refused_by_circuit;
+        }
+        a->mailbox.emplace_back(std::move(r), nullptr);
+        auto self = shared_from_this();
+        asio::post(a->strand, [self, a] { self->drain(a); });
+        return;
+    }
     ++a->in_flight[version];
+    // The rate limit's token is taken now, when the command leaves; without one it waits.
+    if (auto wait = ep->bucket.try_acquire(now)) {
+        --a->in_flight[version];
+        if (a->in_flight[version] == 0) a->in_flight.erase(version);
+        ++a->in_flight[version];  // still counted while it waits
+        std::weak_ptr<runtime> weak = shared_from_this();
+        opts_.clock->call_at(
+            now + *wait, [weak, a, endpoint_name, m = std::move(m), version]() mutable {
+                auto s = weak.lock();
+                if (!s) return;
+                asio::post(a->strand, [s, a, endpoint_name, m = std::move(m), version]() mutable {
+                    if (--a->in_flight[version] == 0) a->in_flight.erase(version);
+                    s->release(a, endpoint_name, std::move(m), version);
+                });
+            });
+        return;
+    }
     {
         std::lock_guard lock(mutex_);
         ++stats_.sends;
     }
     auto self = shared_from_this();
-    opts_.transport->async_send(endpoint, std::move(m), [self, a, version](result<void> r) {
+    opts_.transport->async_send(endpoint_name, std::move(m), [self, a, version](result<void> r) {
         // A failed send stays unacknowledged: the attempt's deadline re-sends it, and recovery
         // releases it again.
         if (!r) return;
@@ -660,10 +730,30 @@ result<void> runtime::open() {
         if (page.size() < 1000) break;
         after = page.back();
     }
-    SAGA_TRY(auto due, opts_.store->due(opts_.clock->now(), 100000));
-    ids.insert(due.begin(), due.end());
     for (const auto& id : ids) post(id, machine::tick_input{}, nullptr);
+    poll_due();
     return success();
+}
+
+void runtime::poll_due() {
+    const auto now = opts_.clock->now();
+    const auto horizon = now + opts_.due_poll;
+    std::weak_ptr<runtime> weak = shared_from_this();
+    if (auto due = opts_.store->due(horizon, 100000)) {
+        for (const auto& id : due.value()) {
+            auto h = opts_.store->head(id);
+            if (!h || !h.value().wake_at) continue;
+            // An instance in memory has its own wake-up; a second tick changes nothing.
+            opts_.clock->call_at(std::max(now, *h.value().wake_at), [weak, id] {
+                if (auto s = weak.lock()) s->post(id, machine::tick_input{}, nullptr);
+            });
+        }
+    }
+    std::lock_guard lock(mutex_);
+    if (closed_) return;
+    poll_timer_ = opts_.clock->call_at(horizon, [weak] {
+        if (auto s = weak.lock()) asio::post(*s->opts_.io, [s] { s->poll_due(); });
+    });
 }
 
 void runtime::close() {
@@ -672,6 +762,8 @@ void runtime::close() {
         subscription_.reset();
     }
     std::lock_guard lock(mutex_);
+    closed_ = true;
+    if (poll_timer_) opts_.clock->cancel(*poll_timer_);
     for (auto& [id, a] : actors_)
         if (a->wake) opts_.clock->cancel(*a->wake);
 }

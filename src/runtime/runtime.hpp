@@ -19,6 +19,7 @@
 #include <vector>
 
 #include <saga/clock.hpp>
+#include <saga/endpoint_policy.hpp>
 #include <saga/error.hpp>
 #include <saga/journal_store.hpp>
 #include <saga/step_context.hpp>
@@ -38,6 +39,9 @@ struct options {
     std::shared_ptr<saga::transport> transport;
     saga::clock* clock = nullptr;
     boost::asio::io_context* io = nullptr;
+    /// How often the store is asked for instances that fall due soon and are not in memory
+    /// (after a restart, or after they left memory): each is woken at its head's wake-up time.
+    duration due_poll = std::chrono::seconds{30};
 };
 
 /// What `start` needs besides the definition and the data.
@@ -59,6 +63,8 @@ struct runtime_stats {
     std::size_t locals_run = 0;
     /// idle instances that left memory
     std::size_t evicted = 0;
+    /// commands refused at release because their endpoint's circuit was open
+    std::size_t refused_by_circuit = 0;
 };
 
 class runtime : public std::enable_shared_from_this<runtime> {
@@ -90,6 +96,10 @@ public:
     /// Calls `fn` with the instance's status once it is settled (now, if it is).
     void when_settled(const std::string& id, std::function<void(saga_status)> fn);
 
+    /// Rate limit and circuit breaker of `endpoint`, applied when a command is released.
+    void set_endpoint_policy(const std::string& endpoint, endpoint_policy policy);
+    [[nodiscard]] circuit_state endpoint_circuit(const std::string& endpoint);
+
     /// The typed state of a cached instance (tests), or nothing.
     [[nodiscard]] std::optional<machine::instance> cached_state(const std::string& id) const;
     /// Instances in memory.
@@ -98,6 +108,13 @@ public:
 
 private:
     struct actor;
+    struct endpoint_state {
+        endpoint_state(endpoint_policy p, time_point now)
+            : bucket(p.rate, now), breaker(p.breaker) {}
+        token_bucket bucket;
+        circuit_breaker breaker;
+    };
+    [[nodiscard]] std::shared_ptr<endpoint_state> endpoint(const std::string& name);
     explicit runtime(options o);
 
     [[nodiscard]] std::shared_ptr<const machine::compiled> find(
@@ -121,6 +138,7 @@ private:
     void settle_waiters(const std::shared_ptr<actor>& a);
     void resume_after_load(const std::shared_ptr<actor>& a, const loaded_instance& li);
     void on_delivery(const std::shared_ptr<delivery>& d);
+    void poll_due();
 
     options opts_;
     machine::config cfg_;
@@ -129,7 +147,10 @@ private:
         definitions_;
     std::map<std::string, std::shared_ptr<actor>, std::less<>> actors_;
     std::map<std::string, std::vector<std::function<void(saga_status)>>, std::less<>> waiters_;
+    std::map<std::string, std::shared_ptr<endpoint_state>, std::less<>> endpoints_;
     std::unique_ptr<subscription> subscription_;
+    std::optional<clock::timer_id> poll_timer_;
+    bool closed_ = false;
     runtime_stats stats_;
 };
 

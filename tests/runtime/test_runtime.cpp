@@ -247,3 +247,69 @@ TEST_CASE("an awaitable local step is cancelled when its deadline passes, then r
     CHECK(data["runs"] == 2);
     CHECK(data["finished"] == true);
 }
+
+TEST_CASE("rate limits and circuit breakers apply when a command leaves", "[runtime]") {
+    world w;
+    SECTION("a rate limit spaces the commands, not the decisions") {
+        w.start_billing();
+        w.rt->set_endpoint_policy("billing", {.rate = {.per_second = 1, .burst = 1}});
+        for (int i = 0; i < 3; ++i)
+            REQUIRE(w.rt->start(
+                {.definition = "place_order", .data = order{}, .id = "rl-" + std::to_string(i)}));
+        w.settle();
+        CHECK(w.reserves == 1);  // every instance decided to send; one token was there
+        w.clock->advance(1s);
+        w.settle();
+        CHECK(w.reserves == 2);
+        w.clock->advance(1s);
+        w.settle();
+        CHECK(w.reserves == 3);
+        for (int i = 0; i < 3; ++i)
+            CHECK(w.status("rl-" + std::to_string(i)) == saga_status::waiting);
+    }
+    SECTION("an open circuit refuses a command at release, as a transient failure") {
+        w.rt->set_endpoint_policy("billing",
+                                  {.breaker = {.failure_threshold = 1, .cool_down = 60s}});
+        w.billing = std::make_unique<saga::participant>(w.transport, "billing");
+        int calls = 0;
+        w.billing->on("reserve", [&calls](const saga::envelope&) {
+            return ++calls == 1 ? saga::participant_reply::transient("busy")
+                                : saga::participant_reply::success({{"id", "r-2"}});
+        });
+        REQUIRE(w.billing->start(w.io.get_executor()));
+        REQUIRE(w.rt->start({.definition = "place_order", .data = order{}, .id = "cb-1"}));
+        w.settle();
+        CHECK(calls == 1);
+        CHECK(w.rt->endpoint_circuit("billing") == saga::circuit_state::open);
+        w.clock->advance(3s);  // the retry is refused by the open circuit, not sent
+        w.settle();
+        CHECK(calls == 1);
+        CHECK(w.rt->stats().refused_by_circuit >= 1);
+        w.clock->advance(120s);  // cool-down over: a probe goes through
+        for (int i = 0; i < 10 && w.status("cb-1") != saga_status::waiting; ++i) {
+            w.clock->advance(5s);
+            w.settle();
+        }
+        CHECK(calls == 2);
+        CHECK(w.status("cb-1") == saga_status::waiting);
+    }
+}
+
+TEST_CASE("after a restart, an instance waiting for a later deadline is woken by the due poll",
+          "[runtime]") {
+    world w;
+    w.start_billing();
+    REQUIRE(w.rt->start({.definition = "place_order", .data = order{}, .id = "later-1"}));
+    w.settle();
+    CHECK(w.status("later-1") == saga_status::waiting);
+    w.rt->close();
+    w.rt.reset();
+    w.boot();  // nothing is due yet: nothing is loaded
+    w.settle();
+    CHECK(w.rt->cached() == 0);
+    for (int i = 0; i < 200 && w.status("later-1") == saga_status::waiting; ++i) {
+        w.clock->advance(30s);
+        w.settle();
+    }
+    CHECK(w.status("later-1") == saga_status::compensated);  // its 1 h deadline passed
+}
