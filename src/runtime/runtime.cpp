@@ -15,6 +15,7 @@
 #include <saga/json_limits.hpp>
 
 #include "../machine/ids.hpp"
+#include "../machine/snapshot.hpp"
 
 namespace saga::runtime {
 
@@ -278,10 +279,18 @@ result<loaded_instance> runtime::load(actor& a) {
     if (!li.data) return error{errc::bad_data, fmt::format("saga '{}' has no data", a.id)};
     SAGA_TRY(auto json, parse_json(*li.data, fmt::format("the data of saga '{}'", a.id)));
     SAGA_TRY(auto data, def->model->load(json));
+    // The state is the newest snapshot (the store returns records from it on) with the events
+    // of every later record applied.
     machine::instance st;
     st.id = a.id;
-    for (const auto& rec : li.records) {
-        for (const auto& e : rec.events) machine::apply(*def, st, e, rec.at);
+    a.released_through = 0;
+    for (std::size_t i = 0; i < li.records.size(); ++i) {
+        const auto& rec = li.records[i];
+        if (i == 0 && rec.snapshot) {
+            SAGA_TRY(st, machine::decode_snapshot(*rec.snapshot));
+        } else {
+            for (const auto& e : rec.events) machine::apply(*def, st, e, rec.at);
+        }
         a.released_through = std::max(a.released_through, rec.released_through);
     }
     a.def = std::move(def);
