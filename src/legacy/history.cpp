@@ -5,6 +5,8 @@
 
 #include <chrono>
 
+#include "../machine/ids.hpp"
+
 namespace saga::legacy {
 namespace {
 
@@ -207,14 +209,25 @@ history_translator::history_translator(std::shared_ptr<const machine::compiled> 
 }
 
 history_translator::history_translator(std::shared_ptr<const machine::compiled> def,
-                                       machine::instance state)
-    : def_(std::move(def)), state_(std::move(state)) {}
+                                       machine::instance state, std::optional<saga_status> shown)
+    : def_(std::move(def)), state_(std::move(state)), shown_(shown.value_or(state_.status)) {}
+
+bool history_translator::sync_local(std::string_view unit) const {
+    auto it = def_->nodes.find(machine::base_name(unit));
+    if (it == def_->nodes.end()) return false;
+    const auto& n = *it->second;
+    if (n.kind == detail::node_kind::parallel) return false;
+    if (n.kind == detail::node_kind::for_each && !machine::item_index(unit)) return false;
+    return n.forward.kind == detail::action::how::local;
+}
 
 void history_translator::translate(const journal_record& rec, std::vector<history_entry>& out) {
     const auto begin = out.size();
     const auto started_at = [this](std::string_view unit) { return started_in(state_, unit); };
+    bool local_ended = false;  // a synchronous local step's attempt ended in this record
     for (std::size_t i = 0; i < rec.events.size(); ++i) {
         const auto& e = rec.events[i];
+        const auto status_before = state_.status;
         // begin_compensation: every unit compensation leaves behind, in unit order, after
         // compensation_started (its state before the event says which)
         std::vector<std::pair<std::string, std::uint32_t>> abandoned;
@@ -226,9 +239,49 @@ void history_translator::translate(const journal_record& rec, std::vector<histor
             }
         }
         machine::apply(*def_, state_, e, rec.at);
+        if (e.type == event_type::status_changed) {
+            // to running or waiting: worked out as today's engine would, below
+            if (e.status != saga_status::compensating) continue;
+            shown_ = e.status;
+        } else if (state_.status != status_before) {
+            shown_ = state_.status;  // pause, resume, retry, skip, settle: as today's engine
+        }
+        if ((e.type == event_type::step_completed || e.type == event_type::attempt_failed) &&
+            e.dir == direction::forward && sync_local(e.unit))
+            local_ended = true;
         map_event(rec, i, started_at, out);
         for (const auto& [key, attempts] : abandoned)
             add(out, rec, "step_abandoned", key, attempts);
+    }
+    // advance_once: the status at the end of a transition, recorded when it changed. Today's
+    // engine runs a synchronous local step inside the transition that starts it, and one such
+    // step per transition: a transition never ends with one running. So while the machine runs
+    // one, the status today's engine would show is not known yet (the step has just started),
+    // or is the status with that step not started (another one has just ended, and today's
+    // engine would have left this one for its next transition).
+    const bool moving =
+        !state_.compensating && !state_.forward_failed &&
+        (state_.status == saga_status::running || state_.status == saga_status::waiting);
+    if (moving) {
+        bool locals = false;
+        for (const auto& [key, u] : state_.units)
+            if (u.status == step_status::running && sync_local(key)) locals = true;
+        if (!locals || local_ended) {
+            bool any_running = false;
+            bool any_waiting = false;
+            for (const auto& [key, u] : state_.units) {
+                if (u.status == step_status::retrying ||
+                    (u.status == step_status::running && !sync_local(key)))
+                    any_running = true;
+                if (u.status == step_status::waiting) any_waiting = true;
+            }
+            const auto status =
+                !any_running && any_waiting ? saga_status::waiting : saga_status::running;
+            if (status != shown_) {
+                add(out, rec, "status_changed", {}, 0, json{{"status", to_string(status)}});
+                shown_ = status;
+            }
+        }
     }
     finish_record(out, begin);
 }

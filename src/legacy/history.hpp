@@ -5,6 +5,7 @@
 // docs/internals.md, "History compatibility", lists every difference that remains.
 
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -31,8 +32,10 @@ class history_translator {
 public:
     /// For a journal from its first record; `saga_id` names the instance.
     history_translator(std::shared_ptr<const machine::compiled> def, std::string saga_id);
-    /// Going on from `state`: the instance after the records before the next one translated.
-    history_translator(std::shared_ptr<const machine::compiled> def, machine::instance state);
+    /// Going on from `state`: the instance after the records before the next one translated;
+    /// `shown`: the status the history showed last (by default `state.status`).
+    history_translator(std::shared_ptr<const machine::compiled> def, machine::instance state,
+                       std::optional<saga_status> shown = std::nullopt);
 
     /// Appends the entries of `rec`, the instance's next record, to `out`.
     void translate(const journal_record& rec, std::vector<history_entry>& out);
@@ -42,8 +45,13 @@ public:
     [[nodiscard]] const machine::instance& state() const noexcept { return state_; }
 
 private:
+    /// Whether `unit` runs a synchronous local step forward.
+    [[nodiscard]] bool sync_local(std::string_view unit) const;
+
     std::shared_ptr<const machine::compiled> def_;
     machine::instance state_;
+    /// the status today's engine would have recorded last (its `status_changed` entries)
+    saga_status shown_ = saga_status::running;
 };
 
 /// The history of a whole journal (records in version order, from the first).

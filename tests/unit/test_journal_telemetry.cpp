@@ -1,0 +1,2 @@
+// telemetry::journal_telemetry: placeholder, filled below.
+#include <catch2/catch.hpp>
