@@ -252,3 +252,235 @@ TEST_CASE("operator actions show today's history with who and why", "[legacy][op
         check_same_history(t);
     }
 }
+
+// ---- single rules, and the differences that remain (docs/internals.md, "History compatibility")
+
+namespace {
+
+/// validate -> ship: a for-each whose `items` throws when the order has no items and whose
+/// `on_results` refuses an empty result; or, with `locals`, a parallel group of two local steps.
+definition<order> edge(bool locals = false) {
+    definition_builder<order> b("edge", 1);
+    b.default_retry(steady(3)).default_compensation_retry(steady(4));
+    b.local("validate", [](order& o) { ++o.validated; }).compensate([](order& o) { ++o.undone; });
+    if (locals) {
+        b.parallel("prep", [](parallel_builder<order>& p) {
+            p.branch("x").local("pack", [](order&) {});
+            p.branch("y").local("label", [](order&) {});
+        });
+    } else {
+        b.for_each(
+            "ship",
+            [](const order& o) {
+                if (o.items.size() == 1) throw std::runtime_error("no list");
+                return o.items;
+            },
+            [](for_each_builder<order, std::string>& f) {
+                f.local([](order&, const std::string&) {
+                 }).on_results([](order&, std::span<const item_result> r) -> result<void> {
+                    if (r.empty()) return permanent_error("nothing to ship");
+                    return success();
+                });
+            });
+    }
+    return built(b);
+}
+
+std::vector<std::string> names_of(const std::vector<history_entry>& h) {
+    std::vector<std::string> out;
+    for (const auto& e : h) out.push_back(e.event + ":" + e.step);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("a for-each whose items cannot be listed fails as today, with no step_started",
+          "[legacy][for_each]") {
+    order o;
+    o.items = {"only"};  // edge()'s items hook throws for a single item
+    twin t(edge(), o, [] { return services{}; });
+    t.settle();
+    t.check_status(saga_status::compensated);
+    check_same_history(t);
+    const auto h = t.v2.history();
+    const auto failed = std::find_if(h.begin(), h.end(), [](const history_entry& e) {
+        return e.event == "step_failed" && e.step == "ship";
+    });
+    REQUIRE(failed != h.end());
+    CHECK(failed->attempt == 1);
+    CHECK(std::none_of(h.begin(), h.end(), [](const history_entry& e) {
+        return e.event == "step_started" && e.step == "ship";
+    }));
+}
+
+TEST_CASE("known difference: on_results refusing an empty for-each loses its step_started",
+          "[legacy][for_each][difference]") {
+    order o;
+    o.items.clear();
+    twin t(edge(), o, [] { return services{}; });
+    t.settle();
+    t.check_status(saga_status::compensated);
+    auto today = names_of(t.today.history());
+    const auto v2 = names_of(t.v2.history());
+    // The machine records both failures alike (group_started with no items, step_failed).
+    const auto it = std::find(today.begin(), today.end(), "step_started:ship");
+    REQUIRE(it != today.end());
+    today.erase(it);
+    CHECK(v2 == today);
+}
+
+TEST_CASE("known difference: local steps of parallel branches start before either ends",
+          "[legacy][parallel][difference]") {
+    twin t(edge(true), order{}, [] { return services{}; });
+    t.settle();
+    t.check_status(saga_status::completed);
+    auto today = names_of(t.today.history());
+    auto v2 = names_of(t.v2.history());
+    // Today's engine runs one local step per transition, the machine starts both at once.
+    CHECK(today != v2);
+    std::sort(today.begin(), today.end());
+    std::sort(v2.begin(), v2.end());
+    CHECK(v2 == today);
+}
+
+TEST_CASE("a step retrying when the saga is cancelled is abandoned as today", "[legacy][cancel]") {
+    twin t(steady_trip(), trip{}, [] {
+        return trip_participants(succeed({{"id", "c"}}), succeed(), busy_first(1));
+    });
+    t.idle();  // book_hotel waits for its retry
+    t.cancel(ada);
+    t.settle();
+    t.check_status(saga_status::cancelled);
+    check_same_history(t);
+    const auto h = t.v2.history();
+    CHECK(std::any_of(h.begin(), h.end(), [](const history_entry& e) {
+        return e.event == "step_abandoned" && e.step == "book_hotel" && e.attempt == 1;
+    }));
+}
+
+TEST_CASE("inputs decided together show the history of inputs decided one by one",
+          "[legacy][batch]") {
+    const auto run = [](bool together) {
+        machine_sim sim(steady_trip(), trip{});
+        for (int i = 0; i < 100 && (!sim.locals.empty() || !sim.sent.empty()); ++i) {
+            if (!sim.locals.empty()) {
+                const auto l = sim.locals.front();
+                sim.locals.erase(sim.locals.begin());
+                sim.feed(sim.run_local(l));
+                continue;
+            }
+            std::vector<machine::input> replies;
+            for (const auto& m : sim.sent) replies.push_back(machine_sim::reply_to(m));
+            sim.sent.clear();
+            if (together) {
+                sim.feed(replies);
+            } else {
+                for (auto& r : replies) sim.feed(std::move(r));
+            }
+        }
+        REQUIRE(sim.state().status == saga_status::completed);
+        std::vector<saga::journal_record> journal;
+        for (const auto& r : sim.journal()) {
+            saga::journal_record rec;
+            rec.saga_id = "s-1";
+            rec.version = journal.size() + 1;
+            rec.at = r.at;
+            rec.events = r.events;
+            journal.push_back(std::move(rec));
+        }
+        return lines_of(
+            legacy::to_history(machine::compile(steady_trip().model()).value(), journal));
+    };
+    CHECK(run(true) == run(false));
+}
+
+TEST_CASE("history entries by rule", "[legacy][rules]") {
+    const auto one = [](event e) {
+        saga::journal_record rec;
+        rec.saga_id = "s-9";
+        rec.version = 4;
+        rec.at = twin_start();
+        rec.events.push_back(std::move(e));
+        machine::instance after;
+        return legacy::to_history(rec, after);
+    };
+    SECTION("a refusal of the runtime's own (no message id) is no reply") {
+        event e;
+        e.type = event_type::reply_received;
+        e.unit = "reserve";
+        e.attempt = 1;
+        e.reply = reply_status::transient_failure;
+        CHECK(one(e).empty());
+        e.message_id = "m-1";
+        const auto h = one(e);
+        REQUIRE(h.size() == 1);
+        CHECK(h[0].event == "reply_received");
+        CHECK(h[0].saga_id == "s-9");
+        CHECK(h[0].version == 4);
+        CHECK(h[0].detail == nlohmann::json{{"status", "transient_failure"}});
+    }
+    SECTION("compensation attempts keep their names of today") {
+        event e;
+        e.dir = direction::compensation;
+        e.unit = "reserve";
+        e.attempt = 2;
+        e.type = event_type::retry_scheduled;
+        e.due = twin_start() + 1500ms;
+        auto h = one(e);
+        REQUIRE(h.size() == 1);
+        CHECK(h[0].event == "compensation_retry_scheduled");
+        CHECK(h[0].detail == nlohmann::json{{"delay_ms", 1500}});
+        e.type = event_type::attempt_started;
+        e.name = "billing";
+        h = one(e);
+        REQUIRE(h.size() == 1);
+        CHECK(h[0].event == "compensation_step_started");
+        CHECK(h[0].detail == nlohmann::json::object());  // no endpoint today
+        e.type = event_type::attempt_timed_out;
+        CHECK(one(e).at(0).event == "compensation_timed_out");
+        e.type = event_type::retry_due;
+        CHECK(one(e).empty());
+    }
+    SECTION("a cancel without an operator has no who") {
+        event e;
+        e.type = event_type::cancel_requested;
+        e.error = "customer left";
+        CHECK(one(e).at(0).detail == nlohmann::json{{"reason", "customer left"}});
+        e.who = "ada";
+        e.why = "customer left";
+        CHECK(one(e).at(0).detail == nlohmann::json{{"reason", "customer left"},
+                                                    {"who", "ada"},
+                                                    {"why", "customer left"}});
+    }
+    SECTION("a change to compensating shows only on its own") {
+        event e;
+        e.type = event_type::status_changed;
+        e.status = saga_status::compensating;
+        CHECK(one(e).size() == 1);
+        saga::journal_record rec;
+        rec.saga_id = "s-9";
+        rec.events = {event{.type = event_type::compensation_started, .error = "x"}, e};
+        const auto h = legacy::to_history(rec, machine::instance{});
+        REQUIRE(h.size() == 1);
+        CHECK(h[0].event == "compensation_started");
+    }
+    SECTION("every event type has today's name or none") {
+        for (std::size_t i = 0; i <= static_cast<std::size_t>(event_type::saga_cancelled); ++i) {
+            event e;
+            e.type = static_cast<event_type>(i);
+            const auto name = legacy::name_of(e);
+            if (e.type == event_type::retry_due) {
+                CHECK(name.empty());
+            } else {
+                CHECK_FALSE(name.empty());
+            }
+        }
+        event e;
+        e.type = event_type::attempt_failed;
+        CHECK(legacy::name_of(e) == "attempt_failed");
+        e.dir = direction::compensation;
+        CHECK(legacy::name_of(e) == "compensation_attempt_failed");
+        e.type = event_type::group_started;
+        CHECK(legacy::name_of(e) == "step_started");
+    }
+}
