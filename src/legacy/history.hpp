@@ -25,9 +25,11 @@ namespace saga::legacy {
 [[nodiscard]] std::string_view name_of(const event& e) noexcept;
 
 /// Translates the records of one instance in version order. It replays their events with
-/// `machine::apply` on its own copy of the instance, so that each entry is exact: the entries
-/// that need the state before an event (`step_abandoned`, which today's engine writes for every
-/// unit that compensation leaves behind) and after it (`duration_ms` of `step_completed`).
+/// `machine::apply` on its own copy of the instance, so that each entry is as today's engine
+/// writes it: the entries that need the state before an event (`step_abandoned`, which today's
+/// engine writes for every unit compensation leaves behind), after it (`duration_ms` of
+/// `step_completed`), or the records before (`status_changed` as today's engine records it: at
+/// the end of a transition, never while a synchronous local step runs).
 class history_translator {
 public:
     /// For a journal from its first record; `saga_id` names the instance.
@@ -59,8 +61,9 @@ private:
                                                     std::span<const journal_record> journal);
 
 /// The entries of one record on its own, given the instance `after` it (what the runtime holds
-/// once the record is committed): every entry the translator makes except `step_abandoned`,
-/// which needs the state before the record (see docs/internals.md, "History compatibility").
+/// once the record is committed): the translator's entries but two, which need more than one
+/// record: no `step_abandoned`, and `status_changed` where the machine records it rather than
+/// where today's engine would (docs/internals.md, "History compatibility").
 [[nodiscard]] std::vector<history_entry> to_history(const journal_record& rec,
                                                     const machine::instance& after);
 /// Same, appended to `out`.

@@ -58,7 +58,9 @@ public:
     /// the record did not change it: only the id, definition, version, correlation key and
     /// creation time are read), with `after`, the instance after the record. The log lines
     /// are made from the record's history entries (legacy::append_history), only when one of
-    /// its events is at or above the log level.
+    /// its events is at or above the log level; at debug, its `status_changed` and
+    /// `step_abandoned` lines are then not quite today's (docs/internals.md, "History
+    /// compatibility"): pass a history_translator's entries to the overload below for those.
     void on_record(const instance_head& head, const journal_record& rec,
                    const machine::instance& after);
     /// Same, with the record's history entries already made by the caller (observers need them

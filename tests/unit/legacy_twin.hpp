@@ -6,8 +6,9 @@
 // telemetry::journal_telemetry fed with that journal.
 //
 // Both runs share the clock's start, the saga id, correlation key and trace context, the
-// remote timeout, and jitter-free retry policies (the definitions of the tests set them), so
-// that even times, delays and durations agree.
+// remote timeout and the jitter seed; with jitter-free compensation retry policies (the
+// definitions of the tests set them: the two engines seed a compensation's jitter
+// differently), even times, delays and durations agree.
 
 #include <fmt/format.h>
 #include <catch2/catch.hpp>
@@ -159,6 +160,7 @@ public:
                                         engine_options{.workers = 1,
                                                        .clock = clock_,
                                                        .default_remote_timeout = 5s,
+                                                       .seed = 7,  // machine_sim's
                                                        .log_sink = logs,
                                                        .log_level = log_level::debug,
                                                        .span_exporter = spans,

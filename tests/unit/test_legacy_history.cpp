@@ -94,6 +94,17 @@ TEST_CASE("a lost reply times out, a busy participant is retried, and both show 
     check_per_record(t.v2);
 }
 
+TEST_CASE("forward retries back off with today's jitter", "[legacy][retry]") {
+    // The trip's own policies: exponential, 20 % jitter, seeded alike by both engines.
+    static journal log;
+    const auto def = trip_definition(log, trip_options{.retry = retry_policy::exponential(4, 1s),
+                                                       .compensation_retry = steady(5)});
+    twin t(def, trip{}, [] { return trip_participants(busy_first(2), succeed(), succeed()); });
+    t.settle();
+    t.check_status(saga_status::completed);
+    check_same_history(t);
+}
+
 TEST_CASE("retries exhausted compensate and show today's history", "[legacy][retry]") {
     twin t(steady_trip(), trip{}, [] {
         return trip_participants(succeed({{"id", "c"}}), succeed(), busy_first(99));
