@@ -1,5 +1,6 @@
-// Typed events -> today's history entries. Each case below says which line of src/engine.cpp
-// writes the entry it reproduces; docs/internals.md, "History compatibility", says what differs.
+// Typed events -> today's history entries. The cases below name the functions of src/engine.cpp
+// that write the entries they reproduce; docs/internals.md, "History compatibility", says what
+// still differs.
 
 #include "history.hpp"
 
