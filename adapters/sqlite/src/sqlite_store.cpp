@@ -935,7 +935,8 @@ void sqlite_store::impl::run_batch(std::vector<work_item>& batch) {
         for (std::size_t i = 0; i < n; ++i) {
             work_item& item = batch[i];
             try {
-                const sqlite3_int64 changes_before = sqlite3_total_changes64(writer_db->getHandle());
+                const sqlite3_int64 changes_before =
+                    sqlite3_total_changes64(writer_db->getHandle());
                 statement_use(writer->savepoint)->exec();
                 result<void> outcome = success();
                 if (auto* t = std::get_if<encoded_transition>(&item.what)) {
@@ -1628,9 +1629,10 @@ store_stats sqlite_store::stats() const {
             .reconnects = impl_->reconnects.load(std::memory_order_relaxed),
             .transactions = impl_->transactions.load(std::memory_order_relaxed),
             .row_writes = impl_->row_writes.load(std::memory_order_relaxed),
-            .syncs = impl_->sync_counter ? impl_->sync_counter->syncs.load(std::memory_order_relaxed) -
-                                               impl_->syncs_at_open
-                                         : 0};
+            .syncs = impl_->sync_counter
+                         ? impl_->sync_counter->syncs.load(std::memory_order_relaxed) -
+                               impl_->syncs_at_open
+                         : 0};
 }
 
 const std::string& sqlite_store::path() const noexcept {

@@ -54,7 +54,7 @@ sqlite3_vfs counting_vfs{};
 
 /// The counting header; the real file's object follows at `real_offset`.
 struct counted_file {
-    sqlite3_file base;  // first: SQLite sees this
+    sqlite3_file base;                       // first: SQLite sees this
     std::shared_ptr<sync_counter>* counter;  // null for files of no database (temporary files)
 };
 constexpr std::size_t real_offset = (sizeof(counted_file) + 15) & ~std::size_t{15};
@@ -158,12 +158,12 @@ const sqlite3_io_methods* methods_for(int version) noexcept {
          file_device_characteristics, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr},
         {2, file_close, file_read, file_write, file_truncate, file_sync, file_size, file_lock,
          file_unlock, file_check_reserved_lock, file_control, file_sector_size,
-         file_device_characteristics, file_shm_map, file_shm_lock, file_shm_barrier,
-         file_shm_unmap, nullptr, nullptr},
+         file_device_characteristics, file_shm_map, file_shm_lock, file_shm_barrier, file_shm_unmap,
+         nullptr, nullptr},
         {3, file_close, file_read, file_write, file_truncate, file_sync, file_size, file_lock,
          file_unlock, file_check_reserved_lock, file_control, file_sector_size,
-         file_device_characteristics, file_shm_map, file_shm_lock, file_shm_barrier,
-         file_shm_unmap, file_fetch, file_unfetch},
+         file_device_characteristics, file_shm_map, file_shm_lock, file_shm_barrier, file_shm_unmap,
+         file_fetch, file_unfetch},
     };
     const int v = version < 1 ? 1 : (version > 3 ? 3 : version);
     return &tables[v - 1];
@@ -180,8 +180,8 @@ int vfs_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* f, int flags, in
     constexpr int database_files = SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_MAIN_JOURNAL | SQLITE_OPEN_WAL;
     if (name != nullptr && (flags & database_files) != 0) {
         try {
-            c->counter = new std::shared_ptr<sync_counter>(
-                counter_for(sqlite3_filename_database(name)));
+            c->counter =
+                new std::shared_ptr<sync_counter>(counter_for(sqlite3_filename_database(name)));
         } catch (...) {
             return SQLITE_NOMEM;
         }
@@ -271,8 +271,8 @@ bool install() noexcept {
     v.xCurrentTime = vfs_current_time;
     v.xGetLastError = vfs_get_last_error;
     if (v.iVersion >= 2) {
-        v.xCurrentTimeInt64 = current->xCurrentTimeInt64 != nullptr ? vfs_current_time_int64
-                                                                    : nullptr;
+        v.xCurrentTimeInt64 =
+            current->xCurrentTimeInt64 != nullptr ? vfs_current_time_int64 : nullptr;
     }
     if (v.iVersion >= 3) {
         v.xSetSystemCall = current->xSetSystemCall != nullptr ? vfs_set_system_call : nullptr;
