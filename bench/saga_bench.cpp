@@ -37,6 +37,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -47,11 +48,12 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
-#include <malloc.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <saga/inmemory/memory_store.hpp>
@@ -414,8 +416,6 @@ struct temp_db {
     ~temp_db() {
         if (!path.empty()) remove_db(path);
     }
-    /// Gives up the file: it stays when this goes.
-    std::filesystem::path release() { return std::exchange(path, {}); }
 };
 
 struct bench_error : std::runtime_error {
@@ -458,15 +458,18 @@ std::optional<store_delta> delta_of(const std::optional<store_counts>&,
 
 class environment {
 public:
-    environment(store_kind kind, std::size_t workers) {
+    /// With `kept_file`, the SQLite store is that file, and it stays when the environment goes;
+    /// else a fresh temp file, removed at the end.
+    environment(store_kind kind, std::size_t workers, const std::filesystem::path& kept_file = {}) {
         clock_ = std::make_shared<saga::system_clock>();
         if (kind == store_kind::memory) {
             store_ = std::make_shared<saga::inmemory::memory_store>();
         } else {
 #if defined(SAGA_BENCH_SQLITE)
-            db_.path = fresh_db_path();
+            if (kept_file.empty()) db_.path = fresh_db_path();
+            const auto& file = kept_file.empty() ? db_.path : kept_file;
             auto s = saga::sqlite::sqlite_store::open(saga::sqlite::store_options{
-                .path = db_.path.string(), .sync = saga::sqlite::synchronous::full});
+                .path = file.string(), .sync = saga::sqlite::synchronous::full});
             if (!s)
                 throw bench_error(
                     fmt::format("cannot open the SQLite store: {}", s.error().what()));
@@ -520,10 +523,6 @@ public:
         if (sqlite_) return sqlite_->stats();
 #endif
         return std::nullopt;
-    }
-    /// Keeps the SQLite file when the environment goes; returns its path.
-    std::filesystem::path keep_db() {
-        return db_.release();
     }
 
     /// What happened below the engine since the environment was made (for the progress lines).
@@ -975,12 +974,6 @@ rss_kib read_rss() {
     return out;
 }
 
-/// Hands the memory that earlier runs freed back to the kernel (glibc keeps it otherwise, and a
-/// later run would reuse it without growing the RSS it is measured by).
-void release_free_memory() {
-    ::malloc_trim(0);
-}
-
 /// The figures of one start_waiting.
 struct waiting_result {
     std::size_t started = 0;  // sagas started, each of them waiting at the end
@@ -989,6 +982,7 @@ struct waiting_result {
     rss_kib after;            // once every one is waiting
     bool hit_limit = false;   // stopped early: the RSS passed the limit
     std::optional<store_delta> store;
+    std::size_t cached = 0;  // instances the engine holds in memory at the end
 };
 
 /// Starts `n` sagas of await_approval from `starters` client threads, and waits until each one
@@ -1046,7 +1040,60 @@ waiting_result start_waiting(environment& env, std::size_t n, std::size_t starte
     out.seconds = std::chrono::duration<double>(steady::now() - t0).count();
     out.after = read_rss();
     out.store = delta_of(store_before, env.store_stats());
+    out.cached = eng.active_instances();
     return out;
+}
+
+/// Runs `fn` in a child process and returns its result: every run of the waiting and reopen
+/// scenarios starts from a fresh heap, as a new process would (in one process, a run reuses the
+/// memory earlier runs freed, and its RSS hardly grows). Called with no other thread running.
+template <class Result, class Fn>
+Result in_child_process(Fn&& fn) {
+    static_assert(std::is_trivially_copyable_v<Result>);
+    int fds[2];
+    if (::pipe(fds) != 0) throw bench_error("cannot make a pipe for the child process");
+    std::fflush(stdout);
+    std::fflush(stderr);
+    const pid_t pid = ::fork();
+    if (pid < 0) throw bench_error("cannot fork the child process");
+    if (pid == 0) {
+        ::close(fds[0]);
+        int code = 0;
+        try {
+            const Result r = fn();
+            const char* p = reinterpret_cast<const char*>(&r);
+            std::size_t left = sizeof r;
+            while (left > 0) {
+                const auto w = ::write(fds[1], p, left);
+                if (w <= 0) {
+                    code = 1;
+                    break;
+                }
+                p += w;
+                left -= static_cast<std::size_t>(w);
+            }
+        } catch (const std::exception& e) {
+            fmt::print(stderr, "saga_bench: {}\n", e.what());
+            code = 1;
+        }
+        std::fflush(stderr);
+        ::_exit(code);
+    }
+    ::close(fds[1]);
+    Result r{};
+    char* p = reinterpret_cast<char*>(&r);
+    std::size_t got = 0;
+    while (got < sizeof r) {
+        const auto n = ::read(fds[0], p + got, sizeof r - got);
+        if (n <= 0) break;
+        got += static_cast<std::size_t>(n);
+    }
+    ::close(fds[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got != sizeof r)
+        throw bench_error("a measuring child process failed (see above)");
+    return r;
 }
 
 /// Warm-up of the waiting scenario: allocator arenas, thread stacks, SQLite's page cache.
@@ -1083,10 +1130,11 @@ waiting_row measure_waiting(const options& o, store_kind store) {
     std::vector<double> reached, before_mib, after_mib, per, anon_per, rates, rows, txs, syncs;
     bool hit_limit = false;
     for (std::size_t run = 0; run < o.runs; ++run) {
-        release_free_memory();
-        environment env(store, o.workers);
-        (void)start_waiting(env, warm, o.starters, 0, limit_kib);
-        const auto r = start_waiting(env, n, o.starters, warm, limit_kib);
+        const auto r = in_child_process<waiting_result>([&] {
+            environment env(store, o.workers);
+            (void)start_waiting(env, warm, o.starters, 0, limit_kib);
+            return start_waiting(env, n, o.starters, warm, limit_kib);
+        });
         hit_limit = hit_limit || r.hit_limit;
         const double count = static_cast<double>(std::max<std::size_t>(r.started, 1));
         const auto grown = [&](std::uint64_t a, std::uint64_t b) {
@@ -1114,7 +1162,7 @@ waiting_row measure_waiting(const options& o, store_kind store) {
                    store_name(store), run + 1, o.runs, r.started,
                    r.hit_limit ? fmt::format(" (stopped: RSS passed {} MB)", o.rss_limit_mb) : "",
                    r.seconds, fmt_rate(rates.back()), before_mib.back(), after_mib.back(),
-                   per.back(), anon_per.back(), store_line, env.engine().active_instances());
+                   per.back(), anon_per.back(), store_line, r.cached);
     }
     return waiting_row{store,
                        n,
@@ -1152,33 +1200,23 @@ double file_mib(const std::filesystem::path& p) {
     return total / (1024.0 * 1024.0);
 }
 
-reopen_row measure_reopen(const options& o) {
-    const std::size_t n = o.waiting;
-    reopen_row out;
-    out.instances = n;
-    temp_db db;
+/// The figures of one reopen run (in a fresh process).
+struct reopen_run {
+    double open_seconds = 0;
+    double engine_seconds = 0;
+    double open_unchecked_seconds = 0;
+    std::size_t cached = 0;
+    double bytes_per_instance = 0;
+};
+
+/// Opens the store at `path` (default options, so quick_check runs), then an engine on it until
+/// its recovery is done; then, with both closed, the store again with check_integrity = false.
+reopen_run reopen_once(const options& o, const std::filesystem::path& path, std::size_t n) {
+    reopen_run out;
+    const auto rss0 = read_rss();
     {
-        fmt::print(stderr, "  sqlite reopen: starting {} waiting sagas on a fresh file\n", n);
-        environment env(store_kind::sqlite, o.workers);
-        const auto r =
-            start_waiting(env, n, o.starters, 0, std::numeric_limits<std::uint64_t>::max());
-        out.create_seconds = r.seconds;
-        db.path = env.keep_db();
-    }  // engine stopped, store closed (WAL checkpointed into the file)
-    out.file_mib = file_mib(db.path);
-    std::vector<double> opens, unchecked, engines, cached, per;
-    for (std::size_t run = 0; run < o.runs; ++run) {
-        {
-            const auto t0 = steady::now();
-            auto s = saga::sqlite::sqlite_store::open(
-                {.path = db.path.string(), .check_integrity = false});
-            if (!s) throw bench_error(fmt::format("cannot reopen the store: {}", s.error().what()));
-            unchecked.push_back(std::chrono::duration<double>(steady::now() - t0).count());
-        }
-        release_free_memory();
-        const auto rss0 = read_rss();
         const auto t0 = steady::now();
-        auto s = saga::sqlite::sqlite_store::open({.path = db.path.string()});
+        auto s = saga::sqlite::sqlite_store::open({.path = path.string()});
         if (!s) throw bench_error(fmt::format("cannot reopen the store: {}", s.error().what()));
         const auto t1 = steady::now();
         auto clock = std::make_shared<saga::system_clock>();
@@ -1186,22 +1224,55 @@ reopen_row measure_reopen(const options& o) {
         saga::engine eng(s.value(), transport,
                          saga::engine_options{.workers = o.workers, .clock = clock});
         add_definitions(eng);
-        (void)eng.run_until_idle();  // opens the engine: recovery, then every instance it posted
+        // opens the engine (recovery lists the unfinished instances and posts one input each),
+        // then runs on this thread until every posted input is handled and nothing is left
+        (void)eng.run_until_idle();
         const auto t2 = steady::now();
         const auto rss1 = read_rss();
-        opens.push_back(std::chrono::duration<double>(t1 - t0).count());
-        engines.push_back(std::chrono::duration<double>(t2 - t1).count());
-        cached.push_back(static_cast<double>(eng.active_instances()));
-        per.push_back((static_cast<double>(rss1.total) - static_cast<double>(rss0.total)) * 1024.0 /
-                      static_cast<double>(n));
-        fmt::print(
-            stderr,
-            "  sqlite reopen run {}/{}: {} waiting instances, {:.1f} MiB: store open {:.3f} s "
-            "({:.3f} s without quick_check), engine ready {:.3f} s, total {:.3f} s; engine "
-            "caches {} instances, VmRSS +{:.0f} B per instance\n",
-            run + 1, o.runs, n, out.file_mib, opens.back(), unchecked.back(), engines.back(),
-            opens.back() + engines.back(), eng.active_instances(), per.back());
+        out.open_seconds = std::chrono::duration<double>(t1 - t0).count();
+        out.engine_seconds = std::chrono::duration<double>(t2 - t1).count();
+        out.cached = eng.active_instances();
+        out.bytes_per_instance =
+            (static_cast<double>(rss1.total) - static_cast<double>(rss0.total)) * 1024.0 /
+            static_cast<double>(std::max<std::size_t>(n, 1));
         eng.stop();
+    }
+    const auto t0 = steady::now();
+    auto s = saga::sqlite::sqlite_store::open({.path = path.string(), .check_integrity = false});
+    if (!s) throw bench_error(fmt::format("cannot reopen the store: {}", s.error().what()));
+    out.open_unchecked_seconds = std::chrono::duration<double>(steady::now() - t0).count();
+    return out;
+}
+
+reopen_row measure_reopen(const options& o) {
+    const std::size_t n = o.waiting;
+    reopen_row out;
+    out.instances = n;
+    temp_db db;  // removes the file at the end
+    db.path = fresh_db_path();
+    fmt::print(stderr, "  sqlite reopen: starting {} waiting sagas on a fresh file\n", n);
+    out.create_seconds = in_child_process<double>([&] {
+        environment env(store_kind::sqlite, o.workers, db.path);
+        return start_waiting(env, n, o.starters, 0, std::numeric_limits<std::uint64_t>::max())
+            .seconds;
+    });  // engine stopped, store closed (the WAL checkpointed into the file)
+    out.file_mib = file_mib(db.path);
+    fmt::print(stderr, "  sqlite reopen: {} sagas waiting in {:.1f} s; the file has {:.1f} MiB\n",
+               n, out.create_seconds, out.file_mib);
+    std::vector<double> opens, unchecked, engines, cached, per;
+    for (std::size_t run = 0; run < o.runs; ++run) {
+        const auto r = in_child_process<reopen_run>([&] { return reopen_once(o, db.path, n); });
+        opens.push_back(r.open_seconds);
+        unchecked.push_back(r.open_unchecked_seconds);
+        engines.push_back(r.engine_seconds);
+        cached.push_back(static_cast<double>(r.cached));
+        per.push_back(r.bytes_per_instance);
+        fmt::print(stderr,
+                   "  sqlite reopen run {}/{}: {} waiting instances: store open {:.3f} s ({:.3f} s "
+                   "without quick_check), engine ready {:.3f} s, total {:.3f} s; engine caches {} "
+                   "instances, VmRSS +{:.0f} B per instance\n",
+                   run + 1, o.runs, n, r.open_seconds, r.open_unchecked_seconds, r.engine_seconds,
+                   r.open_seconds + r.engine_seconds, r.cached, r.bytes_per_instance);
     }
     out.open_seconds = median(opens);
     out.open_unchecked_seconds = median(unchecked);
