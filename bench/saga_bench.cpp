@@ -212,8 +212,8 @@ constexpr std::string_view usage_text =
                   N/10 of them (at least 1)
   --inflight N    sagas outstanding at once in the concurrent scenario (default 64)
   --workers N     engine worker threads (default 2)
-  --starters N    client threads calling start() in the concurrent scenario (default 8; at most
-                  --inflight)
+  --starters N    client threads calling start() in the concurrent, waiting and reopen
+                  scenarios (default 8; at most --inflight)
   --store S       memory, sqlite (synchronous=FULL, a temp file per run) or all (default)
   --scenario S    sequential, concurrent, all (default: both), waiting or reopen; a
                   comma-separated list runs several (e.g. sequential,waiting)
@@ -513,9 +513,6 @@ public:
     }
     counting_observer& observer() {
         return *observer_;
-    }
-    saga::state_store& store() {
-        return *store_;
     }
     /// The SQLite store's own counters (none for the memory store).
     [[nodiscard]] std::optional<store_counts> store_stats() const {
