@@ -3,6 +3,8 @@
 #include <saga/json_limits.hpp>
 #include <saga/sqlite/detail/schema.hpp>
 
+#include "sync_counting_vfs.hpp"
+
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Exception.h>
 #include <SQLiteCpp/Statement.h>
@@ -755,6 +757,11 @@ struct sqlite_store::impl {
     std::atomic<std::uint64_t> largest_batch{0};
     std::atomic<std::uint64_t> failed_batches{0};
     std::atomic<std::uint64_t> reconnects{0};
+    std::atomic<std::uint64_t> transactions{0};
+    std::atomic<std::uint64_t> row_writes{0};
+    /// the syncs of this store's files (see sync_counting_vfs.hpp), and their count at open
+    std::shared_ptr<detail::sync_counter> sync_counter;
+    std::uint64_t syncs_at_open = 0;
     std::mutex metrics_mutex;
     std::shared_ptr<metrics_registry> metrics;
 
@@ -764,6 +771,12 @@ struct sqlite_store::impl {
     std::int64_t applied_page_limit = 0;
 
     ~impl() { drop_writer(); }
+
+    /// Takes the sync counter of the file `db` is open on, and its count now.
+    void count_syncs_of(SQLite::Database& db) noexcept {
+        sync_counter = detail::sync_counter_of(sqlite3_db_filename(db.getHandle(), "main"));
+        syncs_at_open = sync_counter ? sync_counter->syncs.load(std::memory_order_relaxed) : 0;
+    }
 
     /// Opens the writer connection (the file exists and is migrated) and prepares its
     /// statements. Throws on failure.
@@ -888,6 +901,7 @@ void sqlite_store::impl::run_batch(std::vector<work_item>& batch) {
     const auto began = std::chrono::steady_clock::now();
     std::vector<std::optional<error>> failures(n);
     std::optional<error> batch_error;
+    std::uint64_t row_changes = 0;  // counted when the transaction commits
 
     auto failure_of = [this](std::string_view op, const std::exception& e) -> error {
         if (const auto* se = dynamic_cast<const SQLite::Exception*>(&e)) {
@@ -921,6 +935,8 @@ void sqlite_store::impl::run_batch(std::vector<work_item>& batch) {
         for (std::size_t i = 0; i < n; ++i) {
             work_item& item = batch[i];
             try {
+                const sqlite3_int64 changes_before =
+                    sqlite3_total_changes64(writer_db->getHandle());
                 statement_use(writer->savepoint)->exec();
                 result<void> outcome = success();
                 if (auto* t = std::get_if<encoded_transition>(&item.what)) {
@@ -933,6 +949,11 @@ void sqlite_store::impl::run_batch(std::vector<work_item>& batch) {
                     failures[i] = std::move(outcome).error();
                 }
                 statement_use(writer->release)->exec();
+                if (!failures[i]) {
+                    // rows this item changed (a rolled-back savepoint does not undo the count)
+                    row_changes += static_cast<std::uint64_t>(
+                        sqlite3_total_changes64(writer_db->getHandle()) - changes_before);
+                }
             } catch (const std::exception& e) {
                 const auto* t = std::get_if<encoded_transition>(&item.what);
                 failures[i] =
@@ -974,6 +995,10 @@ void sqlite_store::impl::run_batch(std::vector<work_item>& batch) {
     }
     commits.fetch_add(committed, std::memory_order_relaxed);
     batches.fetch_add(1, std::memory_order_relaxed);
+    if (!batch_error) {
+        transactions.fetch_add(1, std::memory_order_relaxed);
+        row_writes.fetch_add(row_changes, std::memory_order_relaxed);
+    }
     if (auto m = [&] {
             std::lock_guard lock(metrics_mutex);
             return metrics;
@@ -1187,6 +1212,8 @@ result<std::shared_ptr<sqlite_store>> sqlite_store::open_(
     const int busy_ms = to_int_ms(options.busy_timeout);
 
     std::string_view stage = "lock";
+    // before the first connection: every file of the store is opened through it
+    (void)detail::install_sync_counting_vfs();
     try {
         auto state = std::make_shared<impl>();
         state->path = path;
@@ -1260,6 +1287,7 @@ result<std::shared_ptr<sqlite_store>> sqlite_store::open_(
             state->reader = std::make_unique<reader_connection>(
                 state->read_name, busy_ms,
                 state->read_name == path ? read_only_flags : read_only_flags | SQLITE_OPEN_URI);
+            state->count_syncs_of(state->reader->db);
             return std::shared_ptr<sqlite_store>(new sqlite_store(state));
         }
 
@@ -1267,6 +1295,7 @@ result<std::shared_ptr<sqlite_store>> sqlite_store::open_(
         state->writer_db =
             std::make_unique<SQLite::Database>(path, write_flags | SQLITE_OPEN_CREATE, busy_ms);
         SQLite::Database& db = *state->writer_db;
+        state->count_syncs_of(db);
         if (sqlite3_db_readonly(db.getHandle(), "main") == 1) {
             return error{errc::store_failure,
                          about_file(path) +
@@ -1597,7 +1626,13 @@ store_stats sqlite_store::stats() const {
             .batches = impl_->batches.load(std::memory_order_relaxed),
             .largest_batch = impl_->largest_batch.load(std::memory_order_relaxed),
             .failed_batches = impl_->failed_batches.load(std::memory_order_relaxed),
-            .reconnects = impl_->reconnects.load(std::memory_order_relaxed)};
+            .reconnects = impl_->reconnects.load(std::memory_order_relaxed),
+            .transactions = impl_->transactions.load(std::memory_order_relaxed),
+            .row_writes = impl_->row_writes.load(std::memory_order_relaxed),
+            .syncs = impl_->sync_counter
+                         ? impl_->sync_counter->syncs.load(std::memory_order_relaxed) -
+                               impl_->syncs_at_open
+                         : 0};
 }
 
 const std::string& sqlite_store::path() const noexcept {
