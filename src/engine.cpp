@@ -130,6 +130,28 @@ bool compensable(const node& n, std::string_view key) {
     return n.kind == node_kind::local || n.kind == node_kind::remote;
 }
 
+/// A reply the engine cannot use (forged, or stale: late, repeated, for a saga that is gone):
+/// counted in `saga_replies_ignored_total{reason}` and logged at debug with its message id.
+/// Reasons: unknown_saga, finished, unknown_step, unknown_attempt, not_waiting, duplicate.
+void note_ignored_reply(metrics_registry& metrics, log_sink& log, log_level least, time_point now,
+                        const envelope& e, std::string_view reason) {
+    metrics.add("saga_replies_ignored_total", {{"reason", std::string{reason}}});
+    if (least > log_level::debug) return;
+    log_record r;
+    r.at = now;
+    r.level = log_level::debug;
+    r.message = "reply_ignored";
+    r.saga_id = e.saga_id;
+    r.step = e.step;
+    r.attempt = e.attempt;
+    r.correlation_id = e.correlation_id;
+    r.fields = {{"message_id", e.message_id}, {"reason", reason}, {"type", e.type}};
+    try {
+        log.write(r);
+    } catch (...) {
+    }
+}
+
 }  // namespace
 
 // ---- construction, registry, cache ---------------------------------------------------------
@@ -143,6 +165,11 @@ engine_impl::engine_impl(std::shared_ptr<state_store> store, std::shared_ptr<tra
     if (options_.workers == 0) options_.workers = 1;
     lifeline_->engine = this;
     init_telemetry();
+    metrics_->describe("saga_replies_ignored_total", metric_type::counter,
+                       "Replies the engine could not use (forged or stale), by reason: "
+                       "unknown_saga, finished, unknown_step, unknown_attempt, not_waiting, "
+                       "duplicate");
+    if (transport_) transport_->set_metrics(metrics_);  // saga_messages_dead_lettered_total
 }
 
 engine_impl::~engine_impl() {
@@ -719,6 +746,10 @@ void engine_impl::process(const std::shared_ptr<instance>& inst, std::vector<inp
     if (reload) {
         if (auto r = load(*inst, true); !r) {
             if (r.error() == errc::not_found) {
+                for (const auto& in : batch)
+                    if (in.what == input::kind::reply)
+                        note_ignored_reply(*metrics_, *log_, options_.log_level, clock_->now(),
+                                           in.message, "unknown_saga");
                 ack_all(batch);  // messages for a saga this store never had
                 return;
             }
@@ -732,8 +763,12 @@ void engine_impl::process(const std::shared_ptr<instance>& inst, std::vector<inp
         // cleared, not dropped: its record would stay overdue in the store.
         tx t;
         t.now = clock_->now();
-        for (const auto& in : batch)
+        for (const auto& in : batch) {
             if (in.what == input::kind::timer) t.timers_cleared.push_back(in.timer_id);
+            if (in.what == input::kind::reply)
+                note_ignored_reply(*metrics_, *log_, options_.log_level, t.now, in.message,
+                                   "finished");
+        }
         if (t.timers_cleared.empty()) {
             ack_all(batch);
             return;
@@ -754,7 +789,27 @@ void engine_impl::process(const std::shared_ptr<instance>& inst, std::vector<inp
     }
     tx t;
     t.now = clock_->now();
-    for (auto& in : batch) handle(*inst, t, in);
+    // Why a reply that handle_reply left unused (it changes nothing then, so the state it met
+    // is still there to ask) was of no use; mirrors the checks of handle_reply_inner.
+    const auto why_ignored = [&](const envelope& e) -> std::string_view {
+        if (std::find(t.inbox.begin(), t.inbox.end(), e.message_id) != t.inbox.end())
+            return "duplicate";
+        const auto it = inst->state.units.find(e.step);
+        const node* n = node_of(*inst, e.step);
+        if (it == inst->state.units.end() || !n) return "unknown_step";
+        if (is_compensation_key(e.idempotency_key)) return "not_waiting";
+        if (n->forward.kind != action::how::remote) return "unknown_step";
+        if (it->second.status != step_status::running && it->second.status != step_status::retrying)
+            return "not_waiting";
+        return "unknown_attempt";
+    };
+    std::vector<std::pair<const input*, std::string_view>> ignored;
+    for (auto& in : batch) {
+        const auto used = t.inbox.size();
+        handle(*inst, t, in);
+        if (in.what == input::kind::reply && t.inbox.size() == used)
+            ignored.emplace_back(&in, why_ignored(in.message));
+    }
     if (t.stale_suspect && !reload && !t.changed() &&
         std::all_of(batch.begin(), batch.end(),
                     [](const input& in) { return in.what == input::kind::reply; })) {
@@ -765,6 +820,10 @@ void engine_impl::process(const std::shared_ptr<instance>& inst, std::vector<inp
             inst->mailbox.push_front(std::move(*it));
         return;
     }
+    // Counted once the decision is final (a transition that loses a version conflict is
+    // computed again, and may count its ignored replies again).
+    for (const auto& [in, reason] : ignored)
+        note_ignored_reply(*metrics_, *log_, options_.log_level, t.now, in->message, reason);
     advance(*inst, t);
     if (!t.changed()) {
         ack_all(batch);
@@ -2095,6 +2154,8 @@ void engine_impl::on_delivery(const std::shared_ptr<delivery>& d) {
     switch (e.kind) {
         case message_kind::reply: {
             if (e.saga_id.empty()) {
+                note_ignored_reply(*metrics_, *log_, options_.log_level, clock_->now(), e,
+                                   "unknown_saga");
                 d->ack();
                 return;
             }

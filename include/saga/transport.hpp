@@ -1,18 +1,24 @@
 #pragma once
 /// @file transport.hpp
 /// The transport interface: point-to-point endpoints (queues) and topics with subscriptions,
-/// consumed with ack/nack and redelivered after a visibility timeout (at-least-once).
+/// consumed with ack/nack and redelivered after a visibility timeout (at-least-once). A message
+/// that can never be decoded is not redelivered: it goes to a dead-letter queue on its first
+/// receive (`dead_letter_reason`, docs/adapters.md).
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <saga/clock.hpp>
 #include <saga/envelope.hpp>
 #include <saga/error.hpp>
+#include <saga/json_limits.hpp>
+#include <saga/metrics.hpp>
 
 namespace saga {
 
@@ -57,7 +63,59 @@ public:
     virtual void stop() = 0;
 };
 
+/// Why a transport moved a message to a dead-letter queue on its first receive, without handing
+/// it to a consumer: it can never be decoded, so receiving it again would only block its queue
+/// (and, on a FIFO queue, its message group). The `reason` label of the counter
+/// `saga_messages_dead_lettered_total{endpoint,reason}`.
+enum class dead_letter_reason {
+    /// not JSON, or not an envelope: a required field missing (`message_id`), a field of the
+    /// wrong type, an unknown `kind` or `status`
+    decode,
+    /// JSON nested deeper than `json_limits::max_depth`
+    too_deep,
+    /// a body longer than `json_limits::max_bytes` (only a claim check can carry one)
+    too_big,
+    /// a claim check whose body cannot be fetched and never will be (no such key, no claim
+    /// store configured); a store that fails transiently leaves the message to be redelivered
+    claim_check,
+};
+
+/// The label of a reason: "decode", "too_deep", "too_big" or "claim_check".
+[[nodiscard]] constexpr std::string_view to_string(dead_letter_reason r) noexcept {
+    switch (r) {
+        case dead_letter_reason::decode: return "decode";
+        case dead_letter_reason::too_deep: return "too_deep";
+        case dead_letter_reason::too_big: return "too_big";
+        case dead_letter_reason::claim_check: return "claim_check";
+    }
+    return "decode";
+}
+
+/// The reason for a failed `saga::decode` of a body of `body_bytes` bytes: `too_big` or
+/// `too_deep` for `errc::limit_exceeded` (by the body's size against the default
+/// `json_limits`), `decode` for anything else.
+[[nodiscard]] inline dead_letter_reason dead_letter_reason_of(const error& decode_error,
+                                                              std::size_t body_bytes) noexcept {
+    if (decode_error != errc::limit_exceeded) return dead_letter_reason::decode;
+    return body_bytes > json_limits{}.max_bytes ? dead_letter_reason::too_big
+                                                : dead_letter_reason::too_deep;
+}
+
+/// The counter of messages a transport dead-lettered on their first receive.
+inline constexpr std::string_view dead_lettered_metric = "saga_messages_dead_lettered_total";
+
+/// Declares `saga_messages_dead_lettered_total` in `m` (transports call it from `set_metrics`).
+inline void describe_transport_metrics(metrics_registry& m) {
+    m.describe(dead_lettered_metric, metric_type::counter,
+               "Messages that could never be decoded, moved to the dead-letter queue on their "
+               "first receive, by endpoint and reason (decode, too_deep, too_big, claim_check)");
+}
+
 /// A transport. Implementations are thread-safe; send and publish may complete on any thread.
+///
+/// A consumer's handler sees only messages that decode. A message that cannot (see
+/// `dead_letter_reason`) goes to the endpoint's dead-letter queue on its first receive, with
+/// its raw body and the reason, and is counted in `saga_messages_dead_lettered_total`.
 class transport {
 public:
     virtual ~transport() = default;
@@ -79,6 +137,12 @@ public:
     [[nodiscard]] virtual result<std::unique_ptr<subscription>> consume(
         const std::string& endpoint, boost::asio::any_io_executor executor,
         delivery_handler handler, consumer_options options = {}) = 0;
+
+    /// Gives the transport a registry for its own metrics (`saga_messages_dead_lettered_total`).
+    /// The engine calls it with its registry when it is constructed (like
+    /// `state_store::set_metrics`); a process that only runs participants calls it itself.
+    /// The default records nothing.
+    virtual void set_metrics(std::shared_ptr<metrics_registry> metrics) { (void)metrics; }
 };
 
 }  // namespace saga

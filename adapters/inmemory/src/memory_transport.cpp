@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -27,6 +28,9 @@
 //   may be destroyed while clock calls or posted deliveries are still pending.
 // - Completion handlers of async_send and async_publish are called inline, on the calling
 //   thread, before the call returns (no executor is involved).
+// - A raw body (`inject_raw`) is decoded when it is first handed out: one that does not decode
+//   leaves the queue for the endpoint's dead-letter list there and then, without taking a
+//   consumer's slot; one that does becomes an ordinary message.
 
 namespace saga::inmemory {
 
@@ -66,6 +70,7 @@ struct memory_transport::state : std::enable_shared_from_this<state> {
         std::uint64_t timer_gen = 0;       // generation of the pending clock call; 0 when none
         clock::timer_id timer = 0;         // its id, once known (0: not known yet or none)
         std::shared_ptr<consumer> holder;  // whose in-flight slot the current delivery takes
+        std::optional<std::string> raw;    // an injected body, until it is decoded
     };
 
     struct queue {
@@ -87,6 +92,8 @@ struct memory_transport::state : std::enable_shared_from_this<state> {
         std::vector<clock::timer_id> cancels;
         std::vector<timer_request> timers;
         std::vector<std::pair<boost::asio::any_io_executor, std::function<void()>>> posts;
+        std::vector<std::pair<std::string, dead_letter_reason>> dead_lettered;
+        std::shared_ptr<metrics_registry> metrics;
     };
 
     class delivery_impl final : public delivery {
@@ -171,6 +178,8 @@ struct memory_transport::state : std::enable_shared_from_this<state> {
     transport_stats counters;
     std::unordered_map<std::string, queue> queues;
     std::unordered_map<std::string, std::set<std::string>> topics;
+    std::unordered_map<std::string, std::vector<dead_letter>> dead_letters;
+    std::shared_ptr<metrics_registry> metrics;
 
     // ---- helpers (mutex held) -----------------------------------------------------------
 
@@ -246,6 +255,7 @@ struct memory_transport::state : std::enable_shared_from_this<state> {
             auto it = q.messages.find(id);
             if (it == q.messages.end()) continue;
             auto& m = it->second;
+            if (m.raw && !decode_raw(endpoint, q, it, a)) continue;
             ++m.delivery_count;
             m.at = where::in_flight;
             m.receipt = ++next_token;
@@ -259,6 +269,28 @@ struct memory_transport::state : std::enable_shared_from_this<state> {
                                                      m.env, m.delivery_count);
             a.posts.emplace_back(c->executor, [c, d] { invoke(c, d); });
         }
+    }
+
+    /// Decodes the injected body of `it` on its first receive: true when it became an envelope;
+    /// false when it went to the dead-letter list (and out of the queue).
+    bool decode_raw(const std::string& endpoint, queue& q,
+                    std::unordered_map<std::uint64_t, message>::iterator it, actions& a) {
+        auto& m = it->second;
+        auto decoded = decode(*m.raw);
+        if (decoded) {
+            m.env = std::move(decoded).value();
+            m.raw.reset();
+            return true;
+        }
+        const auto reason = dead_letter_reason_of(decoded.error(), m.raw->size());
+        dead_letters[endpoint].push_back(
+            {endpoint, std::move(*m.raw), reason, decoded.error().message});
+        drop_timer(m, a);
+        q.messages.erase(it);
+        ++counters.dead_lettered;
+        a.dead_lettered.emplace_back(endpoint, reason);
+        a.metrics = metrics;
+        return false;
     }
 
     /// Adds one sent or published message to `endpoint`, with the faults of the plan.
@@ -323,6 +355,10 @@ struct memory_transport::state : std::enable_shared_from_this<state> {
             for (auto id : stale) clock->cancel(id);
         }
         for (auto& [executor, fn] : a.posts) boost::asio::post(executor, std::move(fn));
+        if (a.metrics)
+            for (const auto& [endpoint, reason] : a.dead_lettered)
+                a.metrics->add(dead_lettered_metric, {{"endpoint", endpoint},
+                                                      {"reason", std::string{to_string(reason)}}});
     }
 
     static void invoke(const std::shared_ptr<consumer>& c,
@@ -558,6 +594,30 @@ result<std::unique_ptr<subscription>> memory_transport::consume(
         std::make_unique<state::subscription_impl>(state_, std::move(c))};
 }
 
+void memory_transport::set_metrics(std::shared_ptr<metrics_registry> metrics) {
+    if (metrics) describe_transport_metrics(*metrics);
+    std::lock_guard lock(state_->mutex);
+    state_->metrics = std::move(metrics);
+}
+
+result<void> memory_transport::inject_raw(const std::string& endpoint, std::string body) {
+    if (endpoint.empty())
+        return error{errc::invalid_argument, "memory transport: inject_raw to an empty name"};
+    state::actions a;
+    {
+        std::lock_guard lock(state_->mutex);
+        if (state_->closed) return success();
+        auto& q = state_->queues[endpoint];
+        const auto id = ++state_->next_token;
+        auto& m = q.messages.try_emplace(id).first->second;
+        m.raw = std::move(body);
+        q.visible.push_back(id);
+        state_->dispatch(endpoint, q, a);
+    }
+    state_->run(a);
+    return success();
+}
+
 void memory_transport::set_faults(fault_plan faults) {
     std::lock_guard lock(state_->mutex);
     state_->faults = faults;
@@ -569,6 +629,12 @@ std::size_t memory_transport::pending(const std::string& endpoint) const {
     std::lock_guard lock(state_->mutex);
     auto q = state_->queues.find(endpoint);
     return q == state_->queues.end() ? 0 : q->second.messages.size();
+}
+
+std::vector<dead_letter> memory_transport::dead_letters(const std::string& endpoint) const {
+    std::lock_guard lock(state_->mutex);
+    auto it = state_->dead_letters.find(endpoint);
+    return it == state_->dead_letters.end() ? std::vector<dead_letter>{} : it->second;
 }
 
 transport_stats memory_transport::stats() const {

@@ -102,9 +102,21 @@ std::vector<received_message> received_messages(const json& answer) {
         received_message r{.id = json_string(m, "MessageId"),
                            .receipt = json_string(m, "ReceiptHandle"),
                            .body = json_string(m, "Body")};
-        if (const auto a = m.find("Attributes"); a != m.end())
+        if (const auto a = m.find("Attributes"); a != m.end()) {
             if (const auto n = json_string(*a, "ApproximateReceiveCount"); !n.empty())
                 r.receive_count = receive_count_of(n);
+            r.group_id = json_string(*a, "MessageGroupId");
+        }
+        if (const auto a = m.find("MessageAttributes"); a != m.end() && a->is_object())
+            for (const auto& [name, v] : a->items()) {
+                const auto type = json_string(v, "DataType");
+                const auto text = json_string(v, "StringValue");
+                const auto binary = json_string(v, "BinaryValue");
+                if (name.empty() || type.empty() || (text.empty() && binary.empty())) continue;
+                r.attributes[name] = text.empty()
+                                         ? json{{"DataType", type}, {"BinaryValue", binary}}
+                                         : json{{"DataType", type}, {"StringValue", text}};
+            }
         out.push_back(std::move(r));
     }
     return out;

@@ -37,6 +37,11 @@ struct received_message {
     std::string body;
     /// ApproximateReceiveCount, at least 1 (1 when absent, 0 or not a number)
     std::uint32_t receive_count = 1;
+    /// the FIFO MessageGroupId (empty on a standard queue, or when absent)
+    std::string group_id;
+    /// the MessageAttributes, name -> {"DataType", "StringValue" or "BinaryValue"} (strings
+    /// only); attributes of another shape are left out. Always an object.
+    nlohmann::json attributes = nlohmann::json::object();
 };
 /// The `Messages` of a ReceiveMessage answer (none when absent or not an array; entries that are
 /// not objects are skipped).

@@ -1,5 +1,7 @@
 #include <saga/sqs/sqs_transport.hpp>
 
+#include <saga/json_limits.hpp>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -46,6 +48,12 @@
 //   again (a restarted emulator loses its state), and NotFound on an owned topic likewise
 //   re-creates the topic and the subscriptions made through this transport.
 // - Completion handlers run on a separate one-thread pool, never on the I/O thread.
+// - A received message that can never decode (dead_letter_reason) is not left to come back
+//   max_receive_count times: it is sent, raw, to the endpoint's dead-letter queue through a
+//   batcher of its own (attributes saying why), and deleted once that send succeeded. Its
+//   in-flight slot is held until then, so a flood of junk is drained at the pace of those
+//   calls and never floods memory. If the send fails, the message is left where it was: it
+//   comes back after its visibility timeout, and SQS's redrive policy is still the backstop.
 // - Coroutines hold a raw pointer to the impl: the impl joins the I/O thread and destroys the
 //   io_context (and with it every suspended coroutine) before anything else goes. Deliveries
 //   and subscriptions, which the user holds, have a weak_ptr.
@@ -89,6 +97,16 @@ constexpr std::size_t max_batch_bytes = 256 * 1024;
 constexpr std::size_t max_batch_entries = 10;
 /// batch requests in flight per destination (standard queues, acks)
 constexpr std::size_t max_parallel_batches = 4;
+/// message attributes SQS takes on one message
+constexpr std::size_t max_message_attributes = 10;
+/// the attributes a dead-lettered message gets (a copy's own ones, if any, make room for them)
+constexpr std::string_view reason_attribute = "saga.dead_letter.reason";
+constexpr std::string_view detail_attribute = "saga.dead_letter.detail";
+constexpr std::string_view source_attribute = "saga.dead_letter.source";
+constexpr std::string_view message_id_attribute = "saga.dead_letter.sqs_message_id";
+
+/// Where a batcher sends: an endpoint's queue, a topic, or the dead-letter queue of an endpoint.
+enum class route { queue, topic, dead_letter };
 
 std::string env(const char* name) {
     const char* v = std::getenv(name);
@@ -129,6 +147,15 @@ std::string fifo_id(const std::string& s) {
     const bool ok = !s.empty() && s.size() <= 128 &&
                     std::all_of(s.begin(), s.end(), [](char c) { return c > 32 && c < 127; });
     return ok ? s : sha256_hex(s);
+}
+
+/// `s` as printable ASCII (anything else becomes '?'), at most `limit` bytes: decoder messages
+/// may quote bytes of the junk they refused, and SQS attribute values and log lines want text.
+std::string printable(std::string_view s, std::size_t limit = 1024) {
+    std::string out;
+    out.reserve(std::min(s.size(), limit));
+    for (char ch : s.substr(0, limit)) out.push_back(ch >= 0x20 && ch < 0x7f ? ch : '?');
+    return out;
 }
 
 bool transient_code(std::string_view code) {
@@ -179,6 +206,13 @@ struct sqs_transport::impl : std::enable_shared_from_this<impl> {
         std::string group_id;
         std::string dedup_id;
         send_handler done;
+        /// MessageAttributes (dead letters only): name -> {DataType, StringValue|BinaryValue}
+        json attributes = json::object();
+        /// bytes of `attributes` as SQS counts them (names, types and values)
+        std::size_t attribute_bytes = 0;
+        /// the transport's own sends (dead letters): called on the I/O thread instead of `done`,
+        /// never once the transport is closing
+        std::function<void(result<void>)> on_io;
     };
 
     struct batcher {
@@ -241,8 +275,16 @@ struct sqs_transport::impl : std::enable_shared_from_this<impl> {
     std::map<std::string, std::set<std::string>> queue_sources;   // endpoint -> topic ARNs
     std::map<std::string, batcher> send_batchers;                 // by endpoint
     std::map<std::string, batcher> publish_batchers;              // by topic
-    std::map<std::string, ack_batcher> ack_batchers;              // by endpoint
+    std::map<std::string, batcher> dead_letter_batchers;          // by source endpoint
+    /// endpoints of queues the transport does not own -> the URL of the dead-letter queue their
+    /// RedrivePolicy names (empty: they have none)
+    std::map<std::string, std::string> foreign_dead_letters;
+    std::map<std::string, ack_batcher> ack_batchers;  // by endpoint
     std::vector<std::weak_ptr<consumer>> consumers;
+
+    // ---- any thread -----------------------------------------------------------------------
+    mutable std::mutex metrics_mutex;
+    std::shared_ptr<metrics_registry> metrics;
 
     impl() = default;
     impl(const impl&) = delete;
@@ -263,6 +305,7 @@ struct sqs_transport::impl : std::enable_shared_from_this<impl> {
             io_thread.join();
         }
         // what never went out is failed, not dropped
+        // (a dead letter not sent yet stays in its source queue and comes back from there)
         for (auto* m : {&send_batchers, &publish_batchers})
             for (auto& [name, b] : *m)
                 for (auto& o : b.pending)
@@ -300,6 +343,27 @@ struct sqs_transport::impl : std::enable_shared_from_this<impl> {
     void complete(const send_handler& done, result<void> r) {
         if (!done) return;
         asio::post(completions, [done, r = std::move(r)]() mutable { done(std::move(r)); });
+    }
+
+    /// Completes one outgoing message: the user's handler on the completion pool, or the
+    /// transport's own continuation here on the I/O thread.
+    void finish(outgoing& m, result<void> r) {
+        if (m.on_io) {
+            if (!closing) m.on_io(std::move(r));
+            return;
+        }
+        complete(m.done, std::move(r));
+    }
+
+    void count_dead_letter(const std::string& endpoint, dead_letter_reason reason) {
+        std::shared_ptr<metrics_registry> m;
+        {
+            std::lock_guard lock(metrics_mutex);
+            m = metrics;
+        }
+        if (m)
+            m->add(dead_lettered_metric,
+                   {{"endpoint", endpoint}, {"reason", std::string{to_string(reason)}}});
     }
 
     [[nodiscard]] bool on_io_thread() const { return io->get_executor().running_in_this_thread(); }
@@ -544,6 +608,74 @@ struct sqs_transport::impl : std::enable_shared_from_this<impl> {
             it = it->second == endpoint ? subscriptions.erase(it) : std::next(it);
     }
 
+    /// True when `endpoint` surely has no dead-letter queue (known from the options alone, so
+    /// any thread may ask); `why` then says why.
+    [[nodiscard]] bool surely_no_dead_letter(const std::string& endpoint, std::string& why) const {
+        if (is_dead_letter(endpoint)) {
+            why = "it is a dead-letter queue itself";
+            return true;
+        }
+        if (owns_queue(endpoint) && !opts.dead_letter_queues) {
+            why = "dead_letter_queues is off";
+            return true;
+        }
+        return false;
+    }
+
+    /// The URL of the dead-letter queue of `endpoint` (in `body`): for a queue the transport
+    /// owns, the queue of `dead_letter_endpoint` (created when missing); for another, the queue
+    /// its RedrivePolicy names. `errc::not_found` (permanent) saying why when there is none.
+    /// One attempt.
+    asio::awaitable<outcome> dead_letter_queue(const std::string& endpoint) {
+        std::string why;
+        if (surely_no_dead_letter(endpoint, why))
+            co_return outcome::failure({errc::not_found, why}, false);
+        if (owns_queue(endpoint))
+            co_return co_await ensure_queue(dead_letter_endpoint(opts, endpoint));
+        const std::string none = "its queue has no RedrivePolicy naming a dead-letter queue";
+        if (auto it = foreign_dead_letters.find(endpoint); it != foreign_dead_letters.end()) {
+            if (it->second.empty()) co_return outcome::failure({errc::not_found, none}, false);
+            outcome o;
+            o.ok = true;
+            o.body = it->second;
+            co_return o;
+        }
+        auto q = co_await ensure_queue(endpoint);
+        if (!q.ok) co_return q;
+        const json request_11 = {{"QueueUrl", q.body}, {"AttributeNames", {"RedrivePolicy"}}};
+        auto a = co_await sqs_once("GetQueueAttributes", request_11);
+        if (!a.ok) co_return a;
+        std::string arn;
+        if (const auto attributes = a.doc.find("Attributes"); attributes != a.doc.end())
+            if (const auto text = json_string(*attributes, "RedrivePolicy"); !text.empty())
+                if (auto policy = parse_json(text, "RedrivePolicy"); policy)
+                    arn = json_string(policy.value(), "deadLetterTargetArn");
+        // arn:aws:sqs:<region>:<account>:<queue name>
+        std::vector<std::string> parts;
+        for (std::size_t from = 0;;) {
+            const auto colon = arn.find(':', from);
+            parts.push_back(arn.substr(from, colon - from));
+            if (colon == std::string::npos) break;
+            from = colon + 1;
+        }
+        if (arn.empty() || parts.size() != 6 || parts[5].empty()) {
+            foreign_dead_letters[endpoint] = {};
+            co_return outcome::failure({errc::not_found, none}, false);
+        }
+        json lookup = {{"QueueName", parts[5]}};
+        if (!parts[4].empty()) lookup["QueueOwnerAWSAccountId"] = parts[4];
+        auto u = co_await sqs_once("GetQueueUrl", lookup);
+        if (!u.ok) co_return u;
+        u.body = json_string(u.doc, "QueueUrl");
+        if (u.body.empty())
+            co_return outcome::failure(
+                {errc::transport_failure,
+                 "sqs: no QueueUrl in the answer for dead-letter queue '" + arn + "'"},
+                true);
+        foreign_dead_letters[endpoint] = u.body;
+        co_return u;
+    }
+
     /// The topic ARN of `topic` (in `body`), created when owned. One attempt.
     asio::awaitable<outcome> ensure_topic(const std::string& topic) {
         outcome o;
@@ -667,52 +799,70 @@ struct sqs_transport::impl : std::enable_shared_from_this<impl> {
         return o;
     }
 
-    void enqueue(bool topic, const std::string& name, outgoing o) {
-        asio::post(*io, [this, topic, name, o = std::move(o)]() mutable {
-            auto& b = (topic ? publish_batchers : send_batchers)[name];
-            b.pending.push_back(std::move(o));
-            // one request in flight per FIFO destination keeps the order; more otherwise
-            const std::size_t limit = opts.fifo ? 1 : max_parallel_batches;
-            if (b.workers >= limit || b.workers * max_batch_entries >= b.pending.size()) return;
-            ++b.workers;
-            asio::co_spawn(*io, drain(topic, name), asio::detached);
+    std::map<std::string, batcher>& batchers(route r) {
+        switch (r) {
+            case route::topic: return publish_batchers;
+            case route::dead_letter: return dead_letter_batchers;
+            case route::queue: break;
+        }
+        return send_batchers;
+    }
+
+    /// Queues `o` for `name` (an endpoint, a topic, or the endpoint whose dead-letter queue
+    /// takes it). Call on the I/O thread.
+    void enqueue_here(route r, const std::string& name, outgoing o) {
+        auto& b = batchers(r)[name];
+        b.pending.push_back(std::move(o));
+        // one request in flight per FIFO destination keeps the order; more otherwise
+        const std::size_t limit = opts.fifo ? 1 : max_parallel_batches;
+        if (b.workers >= limit || b.workers * max_batch_entries >= b.pending.size()) return;
+        ++b.workers;
+        asio::co_spawn(*io, drain(r, name), asio::detached);
+    }
+
+    void enqueue(route r, const std::string& name, outgoing o) {
+        asio::post(*io, [this, r, name, o = std::move(o)]() mutable {
+            enqueue_here(r, name, std::move(o));
         });
     }
 
-    asio::awaitable<void> drain(bool topic, std::string name) {
-        auto& b = (topic ? publish_batchers : send_batchers)[name];
+    asio::awaitable<void> drain(route r, std::string name) {
+        auto& b = batchers(r)[name];
         while (!b.pending.empty()) {
             std::vector<outgoing> batch;
             std::size_t bytes = 0;
+            const auto size = [](const outgoing& m) { return m.body.size() + m.attribute_bytes; };
             while (!b.pending.empty() && batch.size() < max_batch_entries &&
-                   (batch.empty() || bytes + b.pending.front().body.size() <= max_batch_bytes)) {
-                bytes += b.pending.front().body.size();
+                   (batch.empty() || bytes + size(b.pending.front()) <= max_batch_bytes)) {
+                bytes += size(b.pending.front());
                 batch.push_back(std::move(b.pending.front()));
                 b.pending.pop_front();
             }
-            co_await send_batch(topic, name, std::move(batch));
+            co_await send_batch(r, name, std::move(batch));
         }
         --b.workers;
     }
 
     /// Sends (or publishes) `batch`, retrying the entries that failed transiently.
-    asio::awaitable<void> send_batch(bool topic, const std::string& name,
+    asio::awaitable<void> send_batch(route r, const std::string& name,
                                      std::vector<outgoing> batch) {
-        const char* what = topic ? "publish to topic" : "send to endpoint";
+        const char* what = r == route::topic         ? "publish to topic"
+                           : r == route::dead_letter ? "dead-letter send from endpoint"
+                                                     : "send to endpoint";
         saga::error last;
         for (std::uint32_t n = 1; !batch.empty(); ++n) {
             // Not `topic ? co_await a : co_await b`: g++ 12 destroys the result of a co_await
             // inside a conditional expression twice.
             outcome o;
-            if (topic) {
+            if (r == route::topic) {
                 o = co_await publish_attempt(name, batch);
             } else {
-                o = co_await send_attempt(name, batch);
+                o = co_await send_attempt(name, batch, r == route::dead_letter);
             }
             // `o.ok`: the call went through; `batch` now holds only what failed transiently
             if (!o.ok) {
                 if (!o.transient) {
-                    for (auto& m : batch) complete(m.done, o.err);
+                    for (auto& m : batch) finish(m, o.err);
                     co_return;
                 }
                 last = o.err;
@@ -730,9 +880,9 @@ struct sqs_transport::impl : std::enable_shared_from_this<impl> {
             co_await sleep(wait);
         }
         for (auto& m : batch)
-            complete(m.done, saga::error{errc::transport_failure,
-                                         fmt::format("{} (after {} attempts)", last.message,
-                                                     opts.max_attempts)});
+            finish(m, saga::error{
+                          errc::transport_failure,
+                          fmt::format("{} (after {} attempts)", last.message, opts.max_attempts)});
     }
 
     /// Handles the per-entry answer of a batch call: completes the successful and the
@@ -743,35 +893,45 @@ struct sqs_transport::impl : std::enable_shared_from_this<impl> {
         for (std::size_t i = 0; i < batch.size(); ++i) {
             const auto id = std::to_string(i);
             if (auto p = permanent.find(id); p != permanent.end()) {
-                complete(batch[i].done, p->second);
+                finish(batch[i], p->second);
             } else if (failed_ids.contains(id)) {
                 retry.push_back(std::move(batch[i]));
             } else {
-                complete(batch[i].done, success());
+                finish(batch[i], success());
             }
         }
         batch = std::move(retry);
     }
 
-    asio::awaitable<outcome> send_attempt(const std::string& endpoint,
-                                          std::vector<outgoing>& batch) {
-        auto q = co_await ensure_queue(endpoint);
+    /// Sends `batch` to the queue of `endpoint`, or (`dead_letter`) to its dead-letter queue.
+    asio::awaitable<outcome> send_attempt(const std::string& endpoint, std::vector<outgoing>& batch,
+                                          bool dead_letter = false) {
+        outcome q;
+        if (dead_letter) {
+            q = co_await dead_letter_queue(endpoint);
+        } else {
+            q = co_await ensure_queue(endpoint);
+        }
         if (!q.ok) co_return q;
+        // a dead-letter queue is FIFO exactly when its source is (SQS's rule): its URL says so
+        const bool fifo = !dead_letter || ends_with(q.body, ".fifo");
+        const auto entry = [&](outgoing& m, json e) {
+            if (fifo && !m.group_id.empty()) e["MessageGroupId"] = m.group_id;
+            if (fifo && !m.dedup_id.empty()) e["MessageDeduplicationId"] = m.dedup_id;
+            if (!m.attributes.empty()) e["MessageAttributes"] = m.attributes;
+            return e;
+        };
         outcome o;
         if (batch.size() == 1) {
-            json req{{"QueueUrl", q.body}, {"MessageBody", batch[0].body}};
-            if (!batch[0].group_id.empty()) req["MessageGroupId"] = batch[0].group_id;
-            if (!batch[0].dedup_id.empty()) req["MessageDeduplicationId"] = batch[0].dedup_id;
+            const json req =
+                entry(batch[0], {{"QueueUrl", q.body}, {"MessageBody", batch[0].body}});
             o = co_await sqs_once("SendMessage", req);
             if (o.ok) settle_entries(batch, {}, {});
         } else {
             json entries = json::array();
-            for (std::size_t i = 0; i < batch.size(); ++i) {
-                json e{{"Id", std::to_string(i)}, {"MessageBody", batch[i].body}};
-                if (!batch[i].group_id.empty()) e["MessageGroupId"] = batch[i].group_id;
-                if (!batch[i].dedup_id.empty()) e["MessageDeduplicationId"] = batch[i].dedup_id;
-                entries.push_back(std::move(e));
-            }
+            for (std::size_t i = 0; i < batch.size(); ++i)
+                entries.push_back(
+                    entry(batch[i], {{"Id", std::to_string(i)}, {"MessageBody", batch[i].body}}));
             const json request_6 = {{"QueueUrl", q.body}, {"Entries", entries}};
             o = co_await sqs_once("SendMessageBatch", request_6);
             if (o.ok) {
@@ -789,7 +949,20 @@ struct sqs_transport::impl : std::enable_shared_from_this<impl> {
                 settle_entries(batch, failed, permanent);
             }
         }
-        if (!o.ok && o.aws_code == "QueueDoesNotExist" && owns_queue(endpoint)) {
+        if (!o.ok && o.aws_code == "QueueDoesNotExist" && dead_letter) {
+            // look it up (and, if it is ours, create it) again on the next attempt
+            if (owns_queue(endpoint)) {
+                const auto dlq = dead_letter_endpoint(opts, endpoint);
+                log(log_level::warn, fmt::format("sqs: dead-letter queue '{}' does not exist any "
+                                                 "more; creating it again",
+                                                 dlq));
+                queue_urls.erase(dlq);
+                queue_arns.erase(dlq);
+                o.transient = true;
+            } else if (foreign_dead_letters.erase(endpoint) > 0) {
+                o.transient = true;
+            }
+        } else if (!o.ok && o.aws_code == "QueueDoesNotExist" && owns_queue(endpoint)) {
             log(log_level::warn,
                 fmt::format("sqs: queue of endpoint '{}' does not exist any more; creating it "
                             "again",
@@ -885,6 +1058,8 @@ struct sqs_transport::impl : std::enable_shared_from_this<impl> {
                            std::string why);
     void ack(const std::string& endpoint, std::string receipt, std::string claim_key);
     asio::awaitable<void> drain_acks(std::string endpoint);
+    void dead_letter(const std::shared_ptr<consumer>& c, std::uint64_t slot, std::string receipt,
+                     outgoing copy, std::string what, dead_letter_reason reason);
 };
 
 // ---- deliveries -----------------------------------------------------------------------------
@@ -892,14 +1067,16 @@ struct sqs_transport::impl : std::enable_shared_from_this<impl> {
 class sqs_transport::impl::delivery_impl final : public delivery {
 public:
     delivery_impl(std::weak_ptr<impl> owner, std::shared_ptr<consumer> c, std::uint64_t slot,
-                  std::string sqs_id, std::string receipt, std::string body, std::uint32_t count)
+                  detail::received_message m)
         : owner_(std::move(owner)),
           consumer_(std::move(c)),
           slot_(slot),
-          sqs_id_(std::move(sqs_id)),
-          receipt_(std::move(receipt)),
-          body_(std::move(body)),
-          count_(count) {}
+          sqs_id_(std::move(m.id)),
+          receipt_(std::move(m.receipt)),
+          body_(std::move(m.body)),
+          count_(m.receive_count),
+          group_id_(std::move(m.group_id)),
+          attributes_(std::move(m.attributes)) {}
 
     [[nodiscard]] const envelope& message() const override { return env_; }
     [[nodiscard]] std::uint32_t delivery_count() const override { return count_; }
@@ -947,41 +1124,92 @@ public:
         }
     }
 
-    /// Decodes the body (fetching a claim check); false, with the reason logged, on a poison
-    /// message, which is left to come back after its visibility timeout and, after
-    /// max_receive_count receives, to go to the dead-letter queue.
+    /// Decodes the body (fetching a claim check). False on a poison message, which no handler
+    /// sees: see `poison`.
     bool prepare(impl& s) {
         std::string text = body_;
         if (std::string_view{text}.starts_with(claim_prefix)) {
             claim_key_ = text.substr(claim_prefix.size());
             if (!s.opts.claim_checks)
-                return poison(s,
-                              "it is a claim check and no claim_checks "
-                              "store is configured");
+                return poison(s, dead_letter_reason::claim_check,
+                              "it is a claim check and no claim_checks store is configured", true);
             auto r = s.opts.claim_checks->get(claim_key_);
-            if (!r) return poison(s, "claim check '" + claim_key_ + "': " + r.error().message);
+            if (!r)
+                return poison(s, dead_letter_reason::claim_check,
+                              "claim check '" + claim_key_ + "': " + r.error().message,
+                              !r.error().transient());
             text = std::move(r).value();
         }
         auto e = decode(text);
-        if (!e) return poison(s, e.error().message);
+        if (!e)
+            return poison(s, dead_letter_reason_of(e.error(), text.size()), e.error().message,
+                          true);
         env_ = std::move(e).value();
         return true;
     }
 
-    bool poison(impl& s, const std::string& reason) {
-        s.log(log_level::warn,
-              fmt::format(
-                  "sqs: poison message (sqs id {}) on endpoint '{}', receive {}{}: {}", sqs_id_,
-                  consumer_->endpoint, count_,
-                  s.opts.dead_letter_queues
-                      ? fmt::format(" of {} before the dead-letter queue", s.opts.max_receive_count)
-                      : std::string{},
-                  reason));
-        if (!settled_.exchange(true)) {
-            auto* raw = &s;
+    /// A message that did not decode. Never (`permanent`): it goes to the endpoint's
+    /// dead-letter queue now, and is deleted once it is there. Not now (a claim store failing
+    /// transiently), or with no dead-letter queue to go to: it is left to come back after its
+    /// visibility timeout (and SQS's redrive policy, if any, moves it after max_receive_count
+    /// receives). Logged at warn either way, with the SQS message id, endpoint and reason.
+    bool poison(impl& s, dead_letter_reason reason, std::string_view detail, bool permanent) {
+        if (settled_.exchange(true)) return false;
+        const auto why = printable(detail);
+        auto what = fmt::format(
+            "sqs: poison message (sqs id {}) on endpoint '{}', receive {}: {}: {}",
+            printable(sqs_id_), printable(consumer_->endpoint), count_, to_string(reason), why);
+        auto* raw = &s;
+        std::string no_dead_letter;
+        if (!permanent || s.surely_no_dead_letter(consumer_->endpoint, no_dead_letter)) {
+            s.log(log_level::warn,
+                  permanent ? fmt::format("{}; it cannot go to a dead-letter queue ({}), so it "
+                                          "stays in the queue and comes back after its "
+                                          "visibility timeout",
+                                          what, no_dead_letter)
+                            : fmt::format("{}; the claim store may answer later, so it comes back "
+                                          "after its visibility timeout",
+                                          what));
             asio::post(*s.io, [raw, c = consumer_, slot = slot_] { raw->settle(c, slot); });
+            return false;
         }
+        asio::post(*s.io, [raw, c = consumer_, slot = slot_, receipt = receipt_,
+                           copy = dead_letter_copy(reason, why), what = std::move(what),
+                           reason]() mutable {
+            raw->dead_letter(c, slot, std::move(receipt), std::move(copy), std::move(what), reason);
+        });
         return false;
+    }
+
+    /// What goes to the dead-letter queue: the raw body (a claim check stays a reference), the
+    /// message group, the message's own attributes as far as they leave room, and ours.
+    [[nodiscard]] outgoing dead_letter_copy(dead_letter_reason reason,
+                                            const std::string& why) const {
+        outgoing o;
+        o.id = sqs_id_;
+        o.body = body_;
+        o.group_id = fifo_id(group_id_.empty() ? std::string{"saga-dead-letter"} : group_id_);
+        o.dedup_id = fifo_id(sqs_id_.empty() ? sha256_hex(body_) : sqs_id_);
+        const auto text = [](std::string_view v) {
+            return json{{"DataType", "String"}, {"StringValue", std::string{v}}};
+        };
+        json ours = json::object();
+        ours[std::string{reason_attribute}] = text(to_string(reason));
+        ours[std::string{detail_attribute}] = text(why.empty() ? std::string{"-"} : why);
+        ours[std::string{source_attribute}] = text(printable(consumer_->endpoint, 256));
+        if (!sqs_id_.empty()) ours[std::string{message_id_attribute}] = text(printable(sqs_id_));
+        for (const auto& [name, v] : attributes_.items()) {
+            if (o.attributes.size() + ours.size() >= max_message_attributes) break;
+            if (!ours.contains(name)) o.attributes[name] = v;
+        }
+        o.attributes.update(ours);
+        for (const auto& [name, v] : o.attributes.items()) {
+            o.attribute_bytes += name.size();
+            for (const auto& [field, value] : v.items())
+                if (value.is_string())
+                    o.attribute_bytes += value.get_ref<const std::string&>().size();
+        }
+        return o;
     }
 
     [[nodiscard]] bool orphaned() const { return owner_.expired(); }
@@ -995,6 +1223,8 @@ private:
     std::string receipt_;
     std::string body_;
     std::uint32_t count_;
+    std::string group_id_;
+    json attributes_;
     std::string claim_key_;
     envelope env_;
     std::atomic<bool> settled_{false};
@@ -1095,6 +1325,33 @@ void sqs_transport::impl::change_visibility(const std::string& endpoint, std::st
         asio::detached);
 }
 
+void sqs_transport::impl::dead_letter(const std::shared_ptr<consumer>& c, std::uint64_t slot,
+                                      std::string receipt, outgoing copy, std::string what,
+                                      dead_letter_reason reason) {
+    copy.on_io = [this, c, slot, receipt = std::move(receipt), what = std::move(what),
+                  reason](result<void> r) {
+        settle(c, slot);
+        if (r) {
+            // deleted only now that the copy is safe; a claim check's body stays in its store,
+            // as the copy refers to it
+            ack(c->endpoint, receipt, {});
+            count_dead_letter(c->endpoint, reason);
+            log(log_level::warn, what + "; moved to the dead-letter queue");
+        } else if (r.error() == errc::not_found) {
+            log(log_level::warn,
+                fmt::format("{}; the endpoint has no dead-letter queue ({}), so it stays in the "
+                            "queue and comes back after its visibility timeout",
+                            what, r.error().message));
+        } else {
+            log(log_level::error,
+                fmt::format("{}; sending it to the dead-letter queue failed, so it stays in the "
+                            "queue and comes back after its visibility timeout: {}",
+                            what, r.error().message));
+        }
+    };
+    enqueue_here(route::dead_letter, c->endpoint, std::move(copy));
+}
+
 void sqs_transport::impl::ack(const std::string& endpoint, std::string receipt,
                               std::string claim_key) {
     auto& b = ack_batchers[endpoint];
@@ -1170,12 +1427,14 @@ asio::awaitable<void> sqs_transport::impl::poll_loop(std::shared_ptr<consumer> c
             std::min<std::size_t>(max_batch_entries, c->options.max_in_flight - c->open.size());
         auto q = co_await ensure_queue(c->endpoint);
         outcome o = q;
-        const json request_10 = {{"QueueUrl", q.body},
-                                 {"MaxNumberOfMessages", room},
-                                 {"WaitTimeSeconds", wait},
-                                 {"VisibilityTimeout", vt},
-                                 {"AttributeNames", {"ApproximateReceiveCount"}},
-                                 {"MessageSystemAttributeNames", {"ApproximateReceiveCount"}}};
+        const json request_10 = {
+            {"QueueUrl", q.body},
+            {"MaxNumberOfMessages", room},
+            {"WaitTimeSeconds", wait},
+            {"VisibilityTimeout", vt},
+            {"AttributeNames", {"ApproximateReceiveCount", "MessageGroupId"}},
+            {"MessageSystemAttributeNames", {"ApproximateReceiveCount", "MessageGroupId"}},
+            {"MessageAttributeNames", {"All"}}};
         if (q.ok)
             o = co_await sqs_once("ReceiveMessage", request_10, &c->poll,
                                   std::chrono::seconds{wait});
@@ -1205,9 +1464,7 @@ asio::awaitable<void> sqs_transport::impl::poll_loop(std::shared_ptr<consumer> c
         for (auto& m : messages) {
             const auto slot = ++next_key;
             c->open.emplace(slot, clock::now() + c->options.visibility_timeout);
-            auto d = std::make_shared<delivery_impl>(weak_from_this(), c, slot, std::move(m.id),
-                                                     std::move(m.receipt), std::move(m.body),
-                                                     m.receive_count);
+            auto d = std::make_shared<delivery_impl>(weak_from_this(), c, slot, std::move(m));
             if (c->stop_flag) {
                 d->give_back(duration{0}, "returned by a stopped consumer", false);
                 continue;
@@ -1225,6 +1482,12 @@ sqs_transport::~sqs_transport() = default;
 
 const sqs_options& sqs_transport::options() const noexcept {
     return impl_->opts;
+}
+
+void sqs_transport::set_metrics(std::shared_ptr<metrics_registry> metrics) {
+    if (metrics) describe_transport_metrics(*metrics);
+    std::lock_guard lock(impl_->metrics_mutex);
+    impl_->metrics = std::move(metrics);
 }
 
 result<std::shared_ptr<sqs_transport>> sqs_transport::create(sqs_options options) {
@@ -1298,7 +1561,7 @@ void send_or_publish(Impl& s, bool topic, const std::string& name, const envelop
         return;
     }
     o.value().done = std::move(done);
-    s.enqueue(topic, name, std::move(o).value());
+    s.enqueue(topic ? route::topic : route::queue, name, std::move(o).value());
 }
 }  // namespace
 

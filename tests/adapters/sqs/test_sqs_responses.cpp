@@ -104,6 +104,28 @@ TEST_CASE("aws answers: a body too deep, too odd or not JSON reads as nothing", 
         CHECK(detail::received_messages(json::array()).empty());
         CHECK(detail::sqs_batch_failures(json{{"Failed", "all"}}).empty());
     }
+    SECTION("a message's group and attributes, kept when they are strings") {
+        const auto doc = detail::parse_sqs_response(R"({"Messages": [
+            {"MessageId": "m", "Body": "b",
+             "Attributes": {"MessageGroupId": "g-1", "ApproximateReceiveCount": "2"},
+             "MessageAttributes": {
+                 "text": {"DataType": "String", "StringValue": "v"},
+                 "bytes": {"DataType": "Binary", "BinaryValue": "AAE="},
+                 "empty": {"DataType": "String", "StringValue": ""},
+                 "no-type": {"StringValue": "v"},
+                 "odd": {"DataType": "String", "StringValue": 7},
+                 "list": [1, 2], "null": null}},
+            {"MessageId": "n", "Attributes": {"MessageGroupId": 5}, "MessageAttributes": "all"}]})");
+        const auto messages = detail::received_messages(doc);
+        REQUIRE(messages.size() == 2);
+        CHECK(messages[0].group_id == "g-1");
+        CHECK(messages[0].receive_count == 2);
+        CHECK(messages[0].attributes ==
+              json{{"text", {{"DataType", "String"}, {"StringValue", "v"}}},
+                   {"bytes", {{"DataType", "Binary"}, {"BinaryValue", "AAE="}}}});
+        CHECK(messages[1].group_id.empty());
+        CHECK(messages[1].attributes == json::object());
+    }
     SECTION("an error body in JSON or XML") {
         auto j = detail::parse_error_response(
             R"({"__type":"com.amazonaws.sqs#QueueDoesNotExist","message":"gone"})");

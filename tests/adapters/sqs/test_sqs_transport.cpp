@@ -221,6 +221,9 @@ TEST_CASE("sqs: a poison message is logged and never blocks the queue and ends i
         consumer, io, saga::sqs::dead_letter_endpoint(consumer.sqs->options(), q), dead);
     REQUIRE(run_until(consumer, io, [&] { return good.size() == 1; }));
     CHECK(good.at(0)->message().message_id == "m-2");
+    // it goes to the dead-letter queue on its first receive, and is logged once it is there
+    REQUIRE(
+        run_until(consumer, io, [&] { return logs.contains("moved to the dead-letter queue"); }));
     CHECK(logs.contains("poison message"));
     CHECK(logs.contains("claim check"));
     // the dead-letter queue has the raw reference, which its consumer cannot decode either:

@@ -1,7 +1,9 @@
 #pragma once
 /// @file memory_transport.hpp
 /// A `transport` in memory, with fault injection: lost acks, duplicates, delays, reordering
-/// and failed sends, all drawn from a seeded generator so a run can be replayed.
+/// and failed sends, all drawn from a seeded generator so a run can be replayed; raw bodies can
+/// be injected as a foreign producer would send them, and those that do not decode go to the
+/// endpoint's dead-letter list on their first receive.
 
 #include <cstdint>
 #include <map>
@@ -10,6 +12,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <vector>
 
 #include <saga/clock.hpp>
 #include <saga/transport.hpp>
@@ -47,6 +50,19 @@ struct transport_stats {
     std::uint64_t reordered = 0;
     std::uint64_t acks_dropped = 0;
     std::uint64_t sends_failed = 0;
+    /// injected raw bodies that did not decode, moved to their endpoint's dead-letter list
+    std::uint64_t dead_lettered = 0;
+};
+
+/// A message the transport moved aside on its first receive because it can never be decoded.
+struct dead_letter {
+    /// the endpoint it was sent to
+    std::string endpoint;
+    /// its body, as it was injected
+    std::string body;
+    dead_letter_reason reason = dead_letter_reason::decode;
+    /// the decoder's words (which field, which limit)
+    std::string detail;
 };
 
 /// The in-memory transport. Thread-safe. Deliveries are posted to each consumer's executor;
@@ -64,10 +80,21 @@ public:
         const std::string& endpoint, boost::asio::any_io_executor executor,
         delivery_handler handler, consumer_options options = {}) override;
 
+    /// Counts dead-lettered messages in `metrics` (`saga_messages_dead_lettered_total`).
+    void set_metrics(std::shared_ptr<metrics_registry> metrics) override;
+
     /// Replaces the fault plan (and restarts the send count of `fail_nth_send`).
     void set_faults(fault_plan faults);
+    /// Queues `body` on `endpoint` as it is, as a producer outside saga could put any text on a
+    /// queue (no fault of the plan applies). It is decoded when it is first received: a body
+    /// that decodes is delivered like any message; one that does not goes to the endpoint's
+    /// dead-letter list at once, without reaching a consumer.
+    /// `errc::invalid_argument` for an empty endpoint name.
+    [[nodiscard]] result<void> inject_raw(const std::string& endpoint, std::string body);
     /// Messages in `endpoint` not yet acked (visible, in flight or delayed).
     [[nodiscard]] std::size_t pending(const std::string& endpoint) const;
+    /// The dead-letter list of `endpoint`, oldest first.
+    [[nodiscard]] std::vector<dead_letter> dead_letters(const std::string& endpoint) const;
     [[nodiscard]] transport_stats stats() const;
 
 private:

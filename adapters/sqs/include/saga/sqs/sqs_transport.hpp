@@ -162,6 +162,10 @@ public:
     [[nodiscard]] result<std::string> topic_arn(const std::string& topic);
     /// The options in effect (region and endpoints resolved; credentials removed).
     [[nodiscard]] const sqs_options& options() const noexcept;
+    /// Counts messages dead-lettered on their first receive in `metrics`
+    /// (`saga_messages_dead_lettered_total{endpoint,reason}`); the engine calls it with its
+    /// registry, a process with participants only calls it itself.
+    void set_metrics(std::shared_ptr<metrics_registry> metrics) override;
 
     struct impl;
 
