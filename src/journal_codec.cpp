@@ -185,7 +185,10 @@ std::string describe(const nlohmann::json& v) {
 /// leaves this file).
 void read_event(const nlohmann::json& j, event& e) {
     bool typed = false;
-    for (const auto& [key, v] : j.items()) {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+        // not a structured binding: clang 14 cannot capture one in a lambda
+        const std::string& key = it.key();
+        const nlohmann::json& v = it.value();
         auto need = [&](std::string_view field, std::string_view what) {
             throw bad_field{key, field, fmt::format("must be {}, not {}", what, describe(v))};
         };
@@ -280,7 +283,9 @@ void read_event(const nlohmann::json& j, event& e) {
 
 void read_message(const nlohmann::json& j, outbound_message& m) {
     bool has_message = false;
-    for (const auto& [key, v] : j.items()) {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+        const std::string& key = it.key();
+        const nlohmann::json& v = it.value();
         if (key == "to"sv) {
             if (!v.is_string())
                 throw bad_field{key, "destination",
