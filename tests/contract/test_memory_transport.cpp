@@ -29,6 +29,7 @@ struct memory_transport_env {
     std::shared_ptr<saga::transport> transport = memory;
     saga::duration visibility_timeout = 1s;
     std::chrono::milliseconds max_wait = 10s;
+    bool may_duplicate = false;
     std::chrono::milliseconds quiet_period = 0ms;
 
     [[nodiscard]] std::string name(std::string_view base) const { return std::string{base}; }

@@ -21,6 +21,9 @@
 ///                                                  // arrives; zero: until the io_context has no
 ///                                                  // ready work (virtual time); must be shorter
 ///                                                  // than `visibility_timeout`
+///     bool may_duplicate;                          // true for a broker that documents rare
+///                                                  // duplicate deliveries even to a consumer
+///                                                  // that acks at once (SQS standard queues)
 ///
 /// Deliveries are posted to an `asio::io_context` owned by each test, which the test drives
 /// with `poll` from its own thread (so handlers run on the test thread); a network transport
@@ -384,8 +387,10 @@ void competing_consumers_get_each_message_once(Env& env) {
     auto ids = a.message_ids();
     const auto more = b.message_ids();
     ids.insert(ids.end(), more.begin(), more.end());
-    CHECK(ids.size() == count);
+    // Every message reaches one of them; an at-least-once broker may hand out a rare extra copy
+    // (SQS standard queues do, and moto did under load: 41 deliveries of 40 messages).
     CHECK(std::set<std::string>(ids.begin(), ids.end()).size() == count);
+    if (!env.may_duplicate) CHECK(ids.size() == count);
 }
 
 template <class Env>

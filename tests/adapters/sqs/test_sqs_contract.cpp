@@ -24,6 +24,7 @@ struct sqs_env {
     saga::duration visibility_timeout = 4s;
     std::chrono::milliseconds max_wait = 60s;  // a bound, not an expectation: CI is slow
     std::chrono::milliseconds quiet_period = 300ms;
+    bool may_duplicate = true;  // standard queues: "at-least-once delivery"
 
     static std::shared_ptr<saga::transport> make() {
         REQUIRE(moto().available());
