@@ -27,7 +27,8 @@ enum class direction : std::uint8_t {
 /// What happened. One enumerator per kind of fact; its attributes are the fields of `event`
 /// named in its comment.
 enum class event_type : std::uint8_t {
-    /// the instance was created (`detail`: definition, version, correlation key)
+    /// the instance was created (`name`: its correlation key; `payload`: definition, version,
+    /// exclusive, traceparent)
     saga_started,
     /// an attempt of `unit` began (`dir`, `attempt`, `due`: its deadline if any, `endpoint`)
     attempt_started,

@@ -105,8 +105,14 @@ void apply(const compiled& def, instance& st, const event& e, time_point at) {
     const bool fwd = e.dir == direction::forward;
     switch (e.type) {
         case event_type::saga_started:
+            // The instance's header comes from its first event, so a journal alone rebuilds it.
             st.status = saga_status::running;
             st.created_at = at;
+            st.correlation_key = e.name;
+            if (e.payload.is_object()) {
+                st.exclusive = e.payload.value("exclusive", false);
+                st.traceparent = e.payload.value("traceparent", std::string());
+            }
             break;
         case event_type::attempt_started:
             if (fwd) {

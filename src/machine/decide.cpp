@@ -414,7 +414,10 @@ decision start(const compiled& def, const config& cfg, instance& state, detail::
     event e;
     e.type = event_type::saga_started;
     e.name = state.correlation_key;
-    e.payload = {{"definition", def.model->name}, {"version", def.model->version}};
+    e.payload = {{"definition", def.model->name},
+                 {"version", def.model->version},
+                 {"exclusive", state.exclusive},
+                 {"traceparent", state.traceparent}};
     c.emit(std::move(e));
     advance(c);
     return out;

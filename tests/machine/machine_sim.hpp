@@ -36,7 +36,7 @@ public:
         state_.correlation_key = "key-1";
         state_.exclusive = true;
         state_.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-        header_ = state_;
+        header_.id = state_.id;  // the rest of the header comes from saga_started
         data_ = def_->model->load(initial_data_).value();
         record(machine::start(*def_, cfg_, state_, *data_, now_));
     }

@@ -1,0 +1,771 @@
+#include "runtime.hpp"
+
+#include <fmt/format.h>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <deque>
+#include <future>
+#include <random>
+#include <set>
+
+#include <saga/json_limits.hpp>
+
+#include "../machine/ids.hpp"
+
+namespace saga::runtime {
+
+namespace asio = boost::asio;
+
+namespace {
+
+std::string new_id() {
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    return fmt::format("{:016x}{:016x}", rng(), rng());
+}
+
+bool valid_saga_id(std::string_view id) {
+    return !id.empty() && id.size() <= 200 && id.find_first_of("/|[]~") == std::string_view::npos;
+}
+
+}  // namespace
+
+struct runtime::actor {
+    explicit actor(std::string i, asio::io_context& io)
+        : id(std::move(i)), strand(io.get_executor()) {}
+
+    std::string id;
+    asio::strand<asio::io_context::executor_type> strand;
+    bool loaded = false;
+    bool busy = false;
+    std::shared_ptr<const machine::compiled> def;
+    machine::instance state;
+    /// shared with the awaitable local steps that run against it
+    std::shared_ptr<detail::data_box> data;
+    /// +1 on every load: a local step's result from an earlier load is dropped
+    std::uint64_t generation = 0;
+    instance_head head;
+    std::uint64_t version = 0;
+    /// output of every record up to here has been handed to the transport
+    std::uint64_t released_through = 0;
+    /// versions with sends still in flight, and how many
+    std::map<std::uint64_t, std::size_t> in_flight;
+    std::deque<std::pair<machine::input, done_fn>> mailbox;
+    std::optional<clock::timer_id> wake;
+    std::optional<time_point> wake_at;
+    /// local steps posted or running; awaitable ones with their cancellation signal
+    std::size_t locals = 0;
+    std::map<std::pair<std::string, direction>, std::shared_ptr<asio::cancellation_signal>> live;
+    /// posts on their way to the strand (guarded by the runtime's mutex): the actor may be
+    /// evicted only when there are none
+    std::size_t posts = 0;
+};
+
+// ---- construction, registry -----------------------------------------------------------------
+
+result<std::shared_ptr<runtime>> runtime::create(options o) {
+    if (!o.store) return error{errc::invalid_argument, "runtime: a journal store is needed"};
+    if (!o.clock) return error{errc::invalid_argument, "runtime: a clock is needed"};
+    if (!o.io) return error{errc::invalid_argument, "runtime: an io_context is needed"};
+    return std::shared_ptr<runtime>(new runtime(std::move(o)));
+}
+
+runtime::runtime(options o) : opts_(std::move(o)) {
+    cfg_.reply_to = opts_.endpoint;
+    cfg_.default_remote_timeout = opts_.default_remote_timeout;
+    cfg_.seed = opts_.seed;
+}
+
+runtime::~runtime() {
+    close();
+}
+
+result<void> runtime::add(std::shared_ptr<const detail::model> m) {
+    SAGA_TRY(auto c, machine::compile(std::move(m)));
+    std::lock_guard lock(mutex_);
+    auto key = std::pair{c->model->name, c->model->version};
+    if (definitions_.contains(key))
+        return error{errc::already_exists, fmt::format("definition '{}' version {} is registered",
+                                                       key.first, key.second)};
+    definitions_.emplace(std::move(key), std::move(c));
+    return success();
+}
+
+std::shared_ptr<const machine::compiled> runtime::find(std::string_view name,
+                                                       std::optional<std::uint32_t> version) const {
+    std::lock_guard lock(mutex_);
+    std::shared_ptr<const machine::compiled> best;
+    for (const auto& [key, c] : definitions_) {
+        if (key.first != name) continue;
+        if (version ? key.second == *version : (!best || key.second > best->model->version))
+            best = c;
+    }
+    return best;
+}
+
+std::shared_ptr<runtime::actor> runtime::actor_of(const std::string& id) {
+    std::lock_guard lock(mutex_);
+    auto& a = actors_[id];
+    if (!a) a = std::make_shared<actor>(id, *opts_.io);
+    ++a->posts;
+    return a;
+}
+
+void runtime::maybe_evict(const std::shared_ptr<actor>& a) {
+    // An idle instance leaves memory: nothing queued, committing, sending or running, and
+    // nothing it waits for but a signal, an operator or its wake-up (armed by id).
+    if (a->busy || !a->mailbox.empty() || !a->in_flight.empty() || a->locals || !a->loaded) return;
+    const auto s = a->state.status;
+    if (s != saga_status::waiting && !is_settled(s)) return;
+    std::lock_guard lock(mutex_);
+    if (a->posts) return;
+    if (waiters_.contains(a->id)) return;
+    auto it = actors_.find(a->id);
+    if (it != actors_.end() && it->second == a) actors_.erase(it);
+    ++stats_.evicted;
+}
+
+std::size_t runtime::cached() const {
+    std::lock_guard lock(mutex_);
+    return actors_.size();
+}
+
+runtime_stats runtime::stats() const {
+    std::lock_guard lock(mutex_);
+    return stats_;
+}
+
+std::optional<machine::instance> runtime::cached_state(const std::string& id) const {
+    std::shared_ptr<actor> a;
+    {
+        std::lock_guard lock(mutex_);
+        auto it = actors_.find(id);
+        if (it == actors_.end()) return std::nullopt;
+        a = it->second;
+    }
+    // Read on the actor's strand, so that no decision runs meanwhile.
+    std::promise<std::optional<machine::instance>> p;
+    auto f = p.get_future();
+    asio::post(a->strand, [a, &p] {
+        p.set_value(a->loaded ? std::optional<machine::instance>(a->state) : std::nullopt);
+    });
+    while (f.wait_for(std::chrono::seconds{0}) != std::future_status::ready) {
+        if (opts_.io->stopped()) opts_.io->restart();
+        opts_.io->run_one();
+    }
+    return f.get();
+}
+
+// ---- starting -----------------------------------------------------------------------------
+
+result<std::string> runtime::start(start_request r) {
+    auto def = find(r.definition, r.version);
+    if (!def)
+        return error{errc::definition_not_registered,
+                     r.version ? fmt::format("definition '{}' version {} is not registered",
+                                             r.definition, *r.version)
+                               : fmt::format("definition '{}' is not registered", r.definition)};
+    if (r.id.empty()) r.id = new_id();
+    if (!valid_saga_id(r.id))
+        return error{
+            errc::invalid_argument,
+            fmt::format("saga id '{}' is not valid: 1 to 200 characters, none of / | [ ] ~", r.id)};
+    auto existing = [&](const instance_head& h) -> result<std::string> {
+        if (h.definition != r.definition)
+            return error{errc::already_exists, fmt::format("saga id '{}' is taken by an instance "
+                                                           "of '{}'",
+                                                           r.id, h.definition)};
+        return h.id;
+    };
+    if (auto h = opts_.store->head(r.id)) return existing(h.value());
+    SAGA_TRY(auto data, def->model->load(r.data));
+
+    auto a = std::make_shared<actor>(r.id, *opts_.io);
+    a->def = def;
+    a->data = std::move(data);
+    a->state.id = r.id;
+    a->state.correlation_key = r.correlation_key;
+    a->state.exclusive = r.exclusive;
+    a->state.traceparent = r.traceparent;
+    const auto now = opts_.clock->now();
+    auto d = machine::start(*def, cfg_, a->state, *a->data, now);
+
+    journal_write w;
+    w.record.saga_id = r.id;
+    w.record.version = 1;
+    w.record.at = now;
+    w.record.events = d.events;
+    for (const auto& e : d.effects)
+        if (const auto* s = std::get_if<machine::send_effect>(&e))
+            w.record.output.push_back({s->endpoint, false, s->message});
+    SAGA_TRY(auto text, a->data->to_json());
+    w.record.data = text.dump();
+    instance_head h;
+    h.id = r.id;
+    h.definition = def->model->name;
+    h.definition_version = def->model->version;
+    h.status = a->state.status;
+    h.correlation_key = r.correlation_key;
+    h.exclusive = r.exclusive;
+    h.wake_at = machine::wake_at(a->state);
+    h.version = 1;
+    h.created_at = now;
+    h.updated_at = now;
+    w.head = h;
+    if (auto c = opts_.store->commit(w); !c) {
+        if (c.error() == errc::already_exists)
+            if (auto again = opts_.store->head(r.id)) return existing(again.value());
+        return c.error();
+    }
+    a->head = std::move(h);
+    a->version = 1;
+    a->loaded = true;
+    {
+        std::lock_guard lock(mutex_);
+        ++stats_.commits;
+        actors_[r.id] = a;
+    }
+    asio::post(a->strand, [self = shared_from_this(), a, effects = std::move(d.effects)]() mutable {
+        self->apply_effects(a, std::move(effects), 1);
+        self->arm(a);
+        self->settle_waiters(a);
+    });
+    return r.id;
+}
+
+// ---- the one write path -------------------------------------------------------------------
+
+void runtime::post(const std::string& id, machine::input in, done_fn done) {
+    auto a = actor_of(id);  // counts the post
+    asio::post(a->strand, [self = shared_from_this(), a, in = std::move(in),
+                           done = std::move(done)]() mutable {
+        {
+            std::lock_guard lock(self->mutex_);
+            --a->posts;
+        }
+        a->mailbox.emplace_back(std::move(in), std::move(done));
+        self->drain(a);
+    });
+}
+
+result<void> runtime::call(const std::string& id, machine::input in) {
+    auto state = std::make_shared<std::optional<result<void>>>();
+    auto m = std::make_shared<std::mutex>();
+    post(id, std::move(in), [state, m](result<void> r) {
+        std::lock_guard lock(*m);
+        *state = std::move(r);
+    });
+    for (;;) {
+        {
+            std::lock_guard lock(*m);
+            if (*state) return std::move(**state);
+        }
+        if (opts_.io->stopped()) opts_.io->restart();
+        opts_.io->run_one_for(std::chrono::milliseconds{50});
+    }
+}
+
+result<loaded_instance> runtime::load(actor& a) {
+    SAGA_TRY(auto li, opts_.store->load(a.id));
+    auto def = find(li.head.definition, li.head.definition_version);
+    if (!def)
+        return error{errc::definition_not_registered,
+                     fmt::format("saga '{}' needs definition '{}' version {}", a.id,
+                                 li.head.definition, li.head.definition_version)};
+    if (!li.data) return error{errc::bad_data, fmt::format("saga '{}' has no data", a.id)};
+    SAGA_TRY(auto json, parse_json(*li.data, fmt::format("the data of saga '{}'", a.id)));
+    SAGA_TRY(auto data, def->model->load(json));
+    machine::instance st;
+    st.id = a.id;
+    for (const auto& rec : li.records) {
+        for (const auto& e : rec.events) machine::apply(*def, st, e, rec.at);
+        a.released_through = std::max(a.released_through, rec.released_through);
+    }
+    a.def = std::move(def);
+    a.state = std::move(st);
+    a.data = std::move(data);
+    a.head = li.head;
+    a.version = li.records.empty() ? li.head.version : li.records.back().version;
+    a.in_flight.clear();
+    a.loaded = true;
+    ++a.generation;
+    return li;
+}
+
+void runtime::resume_after_load(const std::shared_ptr<actor>& a, const loaded_instance& li) {
+    // Output the store has no acknowledgement for goes out again (participants deduplicate by
+    // idempotency key); local steps whose attempt is open run again.
+    for (const auto& rec : li.records) {
+        if (rec.version <= a->released_through) continue;
+        for (const auto& m : rec.output) release(a, m.destination, m.message, rec.version);
+    }
+    for (const auto& [key, u] : a->state.units) {
+        const auto* n = a->def->nodes.count(std::string(machine::base_name(key)))
+                            ? a->def->nodes.at(std::string(machine::base_name(key)))
+                            : nullptr;
+        if (!n) continue;
+        auto is_local = [](const detail::action& act) {
+            return act.kind == detail::action::how::local ||
+                   act.kind == detail::action::how::local_async;
+        };
+        if (u.status == step_status::running && is_local(n->forward))
+            run_local(a, {key, direction::forward, u.attempts});
+        if (u.status == step_status::compensating && !u.retry_at && is_local(n->compensation))
+            run_local(a, {key, direction::compensation, u.compensation_attempts});
+    }
+    arm(a);
+}
+
+void runtime::drain(const std::shared_ptr<actor>& a) {
+    if (a->busy || a->mailbox.empty()) return;
+    if (!a->loaded) {
+        auto li = load(*a);
+        if (!li) {
+            auto error_for_all = li.error();
+            auto mailbox = std::move(a->mailbox);
+            a->mailbox.clear();
+            std::lock_guard lock(mutex_);
+            actors_.erase(a->id);
+            for (auto& [in, done] : mailbox)
+                if (done) asio::post(*opts_.io, [done, error_for_all] { done(error_for_all); });
+            return;
+        }
+        resume_after_load(a, li.value());
+    }
+    std::vector<machine::input> inputs;
+    std::vector<done_fn> callers;
+    while (!a->mailbox.empty()) {
+        inputs.push_back(std::move(a->mailbox.front().first));
+        callers.push_back(std::move(a->mailbox.front().second));
+        a->mailbox.pop_front();
+    }
+    const auto now = opts_.clock->now();
+    auto d = machine::decide(*a->def, cfg_, a->state, *a->data, inputs, now);
+    if (!d.ignored.empty()) {
+        std::lock_guard lock(mutex_);
+        stats_.ignored += d.ignored.size();
+    }
+    if (d.events.empty() && !d.data_changed) {
+        for (std::size_t i = 0; i < callers.size(); ++i)
+            if (callers[i]) callers[i](i < d.outcomes.size() ? d.outcomes[i] : success());
+        apply_effects(a, std::move(d.effects), a->version);
+        maybe_evict(a);
+        return;
+    }
+    journal_write w;
+    w.record.saga_id = a->id;
+    w.record.version = a->version + 1;
+    w.record.at = now;
+    w.record.events = d.events;
+    w.record.released_through = a->released_through;
+    for (const auto& e : d.effects)
+        if (const auto* s = std::get_if<machine::send_effect>(&e))
+            w.record.output.push_back({s->endpoint, false, s->message});
+    if (d.data_changed) {
+        auto j = a->data->to_json();
+        if (j) w.record.data = j.value().dump();
+    }
+    // The head changes when what it holds changes; its wake-up time only ever moves earlier
+    // (or is renewed once it has passed), so it is never later than what is really due.
+    const auto wake = machine::wake_at(a->state);
+    const bool stale_wake = a->head.wake_at && *a->head.wake_at <= now;
+    const bool earlier = wake && (!a->head.wake_at || *wake < *a->head.wake_at);
+    if (a->state.status != a->head.status || a->state.exclusive != a->head.exclusive || earlier ||
+        stale_wake || (is_terminal(a->state.status) && a->head.wake_at)) {
+        instance_head h = a->head;
+        h.status = a->state.status;
+        h.exclusive = a->state.exclusive;
+        h.wake_at = is_terminal(a->state.status) ? std::nullopt : wake;
+        h.version = w.record.version;
+        h.updated_at = now;
+        w.head = std::move(h);
+    }
+    a->busy = true;
+    auto self = shared_from_this();
+    auto write = w;
+    opts_.store->async_commit(std::move(w), [self, a, d = std::move(d),
+                                             callers = std::move(callers),
+                                             write = std::move(write)](result<void> r) mutable {
+        asio::post(a->strand, [self, a, r = std::move(r), d = std::move(d),
+                               callers = std::move(callers), write = std::move(write)]() mutable {
+            self->committed(a, std::move(r), std::move(d), std::move(callers), std::move(write));
+        });
+    });
+}
+
+void runtime::committed(const std::shared_ptr<actor>& a, result<void> r, machine::decision d,
+                        std::vector<done_fn> callers, journal_write w) {
+    a->busy = false;
+    if (!r) {
+        // The decision changed the cached state: drop it, the next input reloads the instance.
+        a->loaded = false;
+        for (auto& c : callers)
+            if (c) c(r.error());
+        drain(a);
+        return;
+    }
+    a->version = w.record.version;
+    if (w.head) a->head = *w.head;
+    // The circuit of a remote step's endpoint learns from the replies the instance took and
+    // from the attempts that timed out.
+    for (const auto& e : w.record.events) {
+        const bool reply = e.type == event_type::reply_received;
+        if ((!reply && e.type != event_type::attempt_timed_out) || e.dir != direction::forward)
+            continue;
+        const auto it = a->def->nodes.find(machine::base_name(e.unit));
+        if (it == a->def->nodes.end() || it->second->forward.kind != detail::action::how::remote)
+            continue;
+        auto ep = endpoint(it->second->forward.endpoint);
+        if (reply && e.reply == reply_status::success)
+            ep->breaker.record_success();
+        else if (!reply || e.reply == reply_status::transient_failure)
+            ep->breaker.record_failure(opts_.clock->now());
+    }
+    {
+        std::lock_guard lock(mutex_);
+        ++stats_.commits;
+    }
+    apply_effects(a, std::move(d.effects), a->version);
+    arm(a);
+    for (std::size_t i = 0; i < callers.size(); ++i)
+        if (callers[i]) callers[i](i < d.outcomes.size() ? d.outcomes[i] : success());
+    settle_waiters(a);
+    drain(a);
+    maybe_evict(a);
+}
+
+// ---- effects ---------------------------------------------------------------------------------
+
+void runtime::apply_effects(const std::shared_ptr<actor>& a, std::vector<machine::effect> effects,
+                            std::uint64_t version) {
+    for (auto& e : effects) {
+        if (auto* s = std::get_if<machine::send_effect>(&e)) {
+            release(a, s->endpoint, std::move(s->message), version);
+        } else if (auto* l = std::get_if<machine::run_local_effect>(&e)) {
+            run_local(a, *l);
+        } else if (auto* c = std::get_if<machine::cancel_local_effect>(&e)) {
+            auto it = a->live.find({c->unit, c->dir});
+            if (it != a->live.end()) {
+                it->second->emit(asio::cancellation_type::terminal);
+                a->live.erase(it);
+            }
+        }
+    }
+}
+
+std::shared_ptr<runtime::endpoint_state> runtime::endpoint(const std::string& name) {
+    std::lock_guard lock(mutex_);
+    auto& e = endpoints_[name];
+    if (!e) e = std::make_shared<endpoint_state>(endpoint_policy{}, opts_.clock->now());
+    return e;
+}
+
+void runtime::set_endpoint_policy(const std::string& name, endpoint_policy policy) {
+    std::lock_guard lock(mutex_);
+    endpoints_[name] = std::make_shared<endpoint_state>(policy, opts_.clock->now());
+}
+
+circuit_state runtime::endpoint_circuit(const std::string& name) {
+    return endpoint(name)->breaker.state(opts_.clock->now());
+}
+
+void runtime::release(const std::shared_ptr<actor>& a, const std::string& endpoint_name, envelope m,
+                      std::uint64_t version) {
+    if (!opts_.transport) return;
+    auto ep = endpoint(endpoint_name);
+    const auto now = opts_.clock->now();
+    // A command is refused here, when it would leave, if its endpoint's circuit is open; an
+    // undo never is (its own retry policy paces it).
+    if (m.kind == message_kind::command && !ep->breaker.allow(now)) {
+        auto parts = machine::parse_idempotency_key(m.idempotency_key, m.saga_id, m.step);
+        machine::reply_input r;
+        r.unit = m.step;
+        r.attempt = m.attempt;
+        r.generation = parts ? parts->generation : 0;
+        r.status = reply_status::transient_failure;
+        r.code = errc::circuit_open;
+        r.error = fmt::format("circuit of endpoint '{}' is open", endpoint_name);
+        {
+            std::lock_guard lock(mutex_);
+            ++stats_.refused_by_circuit;
+        }
+        a->mailbox.emplace_back(std::move(r), nullptr);
+        auto self = shared_from_this();
+        asio::post(a->strand, [self, a] { self->drain(a); });
+        return;
+    }
+    ++a->in_flight[version];
+    // The rate limit's token is taken now, when the command leaves; without one it waits.
+    if (auto wait = ep->bucket.try_acquire(now)) {
+        --a->in_flight[version];
+        if (a->in_flight[version] == 0) a->in_flight.erase(version);
+        ++a->in_flight[version];  // still counted while it waits
+        std::weak_ptr<runtime> weak = shared_from_this();
+        opts_.clock->call_at(
+            now + *wait, [weak, a, endpoint_name, m = std::move(m), version]() mutable {
+                auto s = weak.lock();
+                if (!s) return;
+                asio::post(a->strand, [s, a, endpoint_name, m = std::move(m), version]() mutable {
+                    if (--a->in_flight[version] == 0) a->in_flight.erase(version);
+                    s->release(a, endpoint_name, std::move(m), version);
+                });
+            });
+        return;
+    }
+    {
+        std::lock_guard lock(mutex_);
+        ++stats_.sends;
+    }
+    auto self = shared_from_this();
+    opts_.transport->async_send(endpoint_name, std::move(m), [self, a, version](result<void> r) {
+        // A failed send stays unacknowledged: the attempt's deadline re-sends it, and recovery
+        // releases it again.
+        if (!r) return;
+        asio::post(a->strand, [self, a, version] { self->released(a, version); });
+    });
+}
+
+void runtime::released(const std::shared_ptr<actor>& a, std::uint64_t version) {
+    auto it = a->in_flight.find(version);
+    if (it == a->in_flight.end()) return;
+    if (--it->second == 0) a->in_flight.erase(it);
+    // The watermark: everything below the oldest version still in flight.
+    const auto oldest = a->in_flight.empty() ? a->version + 1 : a->in_flight.begin()->first;
+    a->released_through = std::max(a->released_through, oldest - 1);
+    maybe_evict(a);
+}
+
+void runtime::run_local(const std::shared_ptr<actor>& a, const machine::run_local_effect& l) {
+    ++a->locals;
+    auto self = shared_from_this();
+    asio::post(a->strand, [self, a, l] {
+        --a->locals;
+        if (!a->loaded) return;
+        const auto* n = a->def->nodes.at(std::string(machine::base_name(l.unit)));
+        const auto& act = l.dir == direction::forward ? n->forward : n->compensation;
+        std::optional<nlohmann::json> item;
+        if (auto idx = machine::item_index(l.unit)) {
+            auto g = a->state.units.find(machine::base_name(l.unit));
+            if (g != a->state.units.end() && g->second.items && *idx < g->second.items->size())
+                item = (*g->second.items)[*idx];
+        }
+        const auto u = a->state.units.find(l.unit);
+        const auto fg = u == a->state.units.end() ? 0u : u->second.forward_generation;
+        const auto cg = u == a->state.units.end() ? 0u : u->second.compensation_generation;
+        auto ctx = std::make_shared<step_context>(
+            a->id, l.unit, l.attempt, machine::idempotency_key(a->id, l.unit, l.dir, fg, cg),
+            a->state.correlation_key, self->opts_.clock->now(), machine::item_index(l.unit),
+            l.dir == direction::compensation);
+        {
+            std::lock_guard lock(self->mutex_);
+            ++self->stats_.locals_run;
+        }
+        if (act.kind == detail::action::how::local) {
+            std::optional<saga::error> outcome;
+            if (auto r = act.local(*a->data, item ? &*item : nullptr, *ctx); !r)
+                outcome = r.error();
+            a->mailbox.emplace_back(machine::local_done_input{l.unit, l.dir, l.attempt, outcome},
+                                    nullptr);
+            self->drain(a);
+            return;
+        }
+        self->launch_async(a, l, act, std::move(item), std::move(ctx));
+    });
+}
+
+void runtime::launch_async(const std::shared_ptr<actor>& a, const machine::run_local_effect& l,
+                           const detail::action& act, std::optional<nlohmann::json> item,
+                           std::shared_ptr<step_context> ctx) {
+    // The coroutine's result is a plain struct: co_spawn default-constructs it on exceptions.
+    struct outcome {
+        bool failed = false;
+        saga::error err{};
+    };
+    auto sig = std::make_shared<asio::cancellation_signal>();
+    a->live[{l.unit, l.dir}] = sig;
+    ++a->locals;
+    auto data = a->data;
+    auto def = a->def;  // keeps the action alive
+    auto item_ptr = std::make_shared<std::optional<nlohmann::json>>(std::move(item));
+    auto body = [act = &act, def, data, item_ptr, ctx]() -> asio::awaitable<outcome> {
+        auto r = co_await act->async(*data, *item_ptr ? &**item_ptr : nullptr, *ctx);
+        if (r) co_return outcome{};
+        co_return outcome{true, r.error()};
+    };
+    const auto generation = a->generation;
+    auto self = shared_from_this();
+    asio::co_spawn(
+        a->strand, std::move(body),
+        asio::bind_cancellation_slot(
+            // The handler owns the signal: it must outlive the operation bound to its slot.
+            sig->slot(), [self, a, l, generation, sig](std::exception_ptr ep, outcome result) {
+                --a->locals;
+                auto it = a->live.find({l.unit, l.dir});
+                if (it != a->live.end() && it->second == sig) a->live.erase(it);
+                if (generation != a->generation || !a->loaded) return;  // reloaded: it runs again
+                std::optional<saga::error> out;
+                if (result.failed) out = std::move(result.err);
+                if (ep) {
+                    try {
+                        std::rethrow_exception(ep);
+                    } catch (const std::exception& e) {
+                        out = saga::error{errc::step_threw,
+                                          fmt::format("step '{}' threw: {}", l.unit, e.what())};
+                    } catch (...) {
+                        out = saga::error{errc::step_threw, fmt::format("step '{}' threw", l.unit)};
+                    }
+                }
+                a->mailbox.emplace_back(machine::local_done_input{l.unit, l.dir, l.attempt, out},
+                                        nullptr);
+                self->drain(a);
+                self->maybe_evict(a);
+            }));
+}
+
+void runtime::arm(const std::shared_ptr<actor>& a) {
+    const auto due = is_terminal(a->state.status) ? std::nullopt : machine::wake_at(a->state);
+    if (due == a->wake_at) return;
+    if (a->wake) opts_.clock->cancel(*a->wake);
+    a->wake.reset();
+    a->wake_at = due;
+    if (!due) return;
+    // By id, not by actor: the instance may leave memory before it is due, and is loaded again.
+    std::weak_ptr<runtime> weak = shared_from_this();
+    a->wake = opts_.clock->call_at(*due, [weak, id = a->id] {
+        if (auto s = weak.lock()) s->post(id, machine::tick_input{}, nullptr);
+    });
+}
+
+void runtime::when_settled(const std::string& id, std::function<void(saga_status)> fn) {
+    auto a = actor_of(id);
+    asio::post(a->strand, [self = shared_from_this(), a, id, fn = std::move(fn)]() mutable {
+        {
+            std::lock_guard lock(self->mutex_);
+            --a->posts;
+        }
+        if (!a->loaded) {
+            auto li = self->load(*a);
+            if (!li) return;
+            self->resume_after_load(a, li.value());
+        }
+        if (is_settled(a->state.status)) {
+            fn(a->state.status);
+            self->maybe_evict(a);
+            return;
+        }
+        std::lock_guard lock(self->mutex_);
+        self->waiters_[id].push_back(std::move(fn));
+    });
+}
+
+void runtime::settle_waiters(const std::shared_ptr<actor>& a) {
+    if (!is_settled(a->state.status)) return;
+    std::vector<std::function<void(saga_status)>> fns;
+    {
+        std::lock_guard lock(mutex_);
+        auto it = waiters_.find(a->id);
+        if (it == waiters_.end()) return;
+        fns = std::move(it->second);
+        waiters_.erase(it);
+    }
+    for (auto& f : fns) f(a->state.status);
+}
+
+// ---- transport and recovery ---------------------------------------------------------------
+
+void runtime::on_delivery(const std::shared_ptr<delivery>& d) {
+    const auto& m = d->message();
+    machine::input in;
+    if (m.kind == message_kind::reply) {
+        machine::reply_input r;
+        r.unit = m.step;
+        r.attempt = m.attempt;
+        auto parts = machine::parse_idempotency_key(m.idempotency_key, m.saga_id, m.step);
+        if (!parts) {
+            std::lock_guard lock(mutex_);
+            ++stats_.ignored;
+            d->ack();
+            return;
+        }
+        r.dir = parts->dir;
+        r.generation = parts->generation;
+        r.status = m.status;
+        r.error = m.error;
+        r.payload = m.payload;
+        r.message_id = m.message_id;
+        in = std::move(r);
+    } else if (m.kind == message_kind::event) {
+        in = machine::signal_input{m.type, m.payload, m.message_id};
+    } else {
+        d->ack();  // a command sent to an orchestrator: not ours to handle
+        return;
+    }
+    post(m.saga_id, std::move(in), [d](result<void> r) {
+        // Acknowledged once durable; an unknown or finished saga's message is consumed too.
+        if (r || r.error() == errc::not_found || r.error() == errc::saga_finished)
+            d->ack();
+        else
+            d->nack();
+    });
+}
+
+result<void> runtime::open() {
+    if (opts_.transport && !subscription_) {
+        std::weak_ptr<runtime> weak = shared_from_this();
+        SAGA_TRY(auto sub, opts_.transport->consume(opts_.endpoint, opts_.io->get_executor(),
+                                                    [weak](std::shared_ptr<delivery> d) {
+                                                        if (auto s = weak.lock()) s->on_delivery(d);
+                                                    }));
+        subscription_ = std::move(sub);
+    }
+    std::set<std::string> ids;
+    std::string after;
+    for (;;) {
+        SAGA_TRY(auto page, opts_.store->in_status(
+                                {saga_status::running, saga_status::compensating}, after, 1000));
+        ids.insert(page.begin(), page.end());
+        if (page.size() < 1000) break;
+        after = page.back();
+    }
+    for (const auto& id : ids) post(id, machine::tick_input{}, nullptr);
+    poll_due();
+    return success();
+}
+
+void runtime::poll_due() {
+    const auto now = opts_.clock->now();
+    const auto horizon = now + opts_.due_poll;
+    std::weak_ptr<runtime> weak = shared_from_this();
+    if (auto due = opts_.store->due(horizon, 100000)) {
+        for (const auto& id : due.value()) {
+            auto h = opts_.store->head(id);
+            if (!h || !h.value().wake_at) continue;
+            // An instance in memory has its own wake-up; a second tick changes nothing.
+            opts_.clock->call_at(std::max(now, *h.value().wake_at), [weak, id] {
+                if (auto s = weak.lock()) s->post(id, machine::tick_input{}, nullptr);
+            });
+        }
+    }
+    std::lock_guard lock(mutex_);
+    if (closed_) return;
+    poll_timer_ = opts_.clock->call_at(horizon, [weak] {
+        if (auto s = weak.lock()) asio::post(*s->opts_.io, [s] { s->poll_due(); });
+    });
+}
+
+void runtime::close() {
+    if (subscription_) {
+        subscription_->stop();
+        subscription_.reset();
+    }
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+    if (poll_timer_) opts_.clock->cancel(*poll_timer_);
+    for (auto& [id, a] : actors_)
+        if (a->wake) opts_.clock->cancel(*a->wake);
+}
+
+}  // namespace saga::runtime

@@ -1,0 +1,157 @@
+#pragma once
+// The runtime of core v2 (docs/internals.md, "The runtime"): one actor per instance feeds the
+// pure machine its inputs, commits each decision as one journal record, and only then carries
+// out the decision's effects (sends, local steps, the wake-up). The one write path: start,
+// replies, signals, ticks, local results and operator actions all go through it.
+//
+// Not yet the engine behind saga::engine (issue 11 switches it over); tests/runtime/ drives it.
+
+#include <boost/asio/io_context.hpp>
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <saga/clock.hpp>
+#include <saga/endpoint_policy.hpp>
+#include <saga/error.hpp>
+#include <saga/journal_store.hpp>
+#include <saga/step_context.hpp>
+#include <saga/transport.hpp>
+
+#include "../machine/machine.hpp"
+
+namespace saga::runtime {
+
+struct options {
+    /// the endpoint this engine consumes (replies, events)
+    std::string endpoint = "orchestrator";
+    duration default_remote_timeout = std::chrono::seconds{30};
+    std::uint64_t seed = 0;
+    std::shared_ptr<journal_store> store;
+    /// may be null when no definition has remote steps
+    std::shared_ptr<saga::transport> transport;
+    saga::clock* clock = nullptr;
+    boost::asio::io_context* io = nullptr;
+    /// How often the store is asked for instances that fall due soon and are not in memory
+    /// (after a restart, or after they left memory): each is woken at its head's wake-up time.
+    duration due_poll = std::chrono::seconds{30};
+};
+
+/// What `start` needs besides the definition and the data.
+struct start_request {
+    std::string definition;
+    std::optional<std::uint32_t> version;
+    nlohmann::json data;
+    std::string id;
+    std::string correlation_key;
+    bool exclusive = false;
+    std::string traceparent;
+};
+
+/// Counters a test or telemetry reads.
+struct runtime_stats {
+    std::size_t commits = 0;
+    std::size_t ignored = 0;
+    std::size_t sends = 0;
+    std::size_t locals_run = 0;
+    /// idle instances that left memory
+    std::size_t evicted = 0;
+    /// commands refused at release because their endpoint's circuit was open
+    std::size_t refused_by_circuit = 0;
+};
+
+class runtime : public std::enable_shared_from_this<runtime> {
+public:
+    using done_fn = std::function<void(result<void>)>;
+
+    [[nodiscard]] static result<std::shared_ptr<runtime>> create(options o);
+    ~runtime();
+    runtime(const runtime&) = delete;
+    runtime& operator=(const runtime&) = delete;
+
+    /// Registers a definition (name and version unique).
+    [[nodiscard]] result<void> add(std::shared_ptr<const detail::model> m);
+    /// Consumes the endpoint and recovers: instances that are running or compensating (they
+    /// may have output to release or a local step to run again) and instances already due.
+    [[nodiscard]] result<void> open();
+    /// Stops consuming and cancels wake-ups; instances stay in the store.
+    void close();
+
+    /// Creates an instance: its first decision is committed before this returns (the id, or
+    /// the id of the existing instance when `id` is taken by the same definition).
+    [[nodiscard]] result<std::string> start(start_request r);
+    /// Posts `in` to the instance's actor; `done` gets the outcome once the transition it
+    /// caused is durable (or why the input was refused).
+    void post(const std::string& id, machine::input in, done_fn done);
+    /// `post` and wait: runs the io_context on this thread while waiting, so it works whether
+    /// or not other threads run it.
+    [[nodiscard]] result<void> call(const std::string& id, machine::input in);
+    /// Calls `fn` with the instance's status once it is settled (now, if it is).
+    void when_settled(const std::string& id, std::function<void(saga_status)> fn);
+
+    /// Rate limit and circuit breaker of `endpoint`, applied when a command is released.
+    void set_endpoint_policy(const std::string& endpoint, endpoint_policy policy);
+    [[nodiscard]] circuit_state endpoint_circuit(const std::string& endpoint);
+
+    /// The typed state of a cached instance (tests), or nothing.
+    [[nodiscard]] std::optional<machine::instance> cached_state(const std::string& id) const;
+    /// Instances in memory.
+    [[nodiscard]] std::size_t cached() const;
+    [[nodiscard]] runtime_stats stats() const;
+
+private:
+    struct actor;
+    struct endpoint_state {
+        endpoint_state(endpoint_policy p, time_point now)
+            : bucket(p.rate, now), breaker(p.breaker) {}
+        token_bucket bucket;
+        circuit_breaker breaker;
+    };
+    [[nodiscard]] std::shared_ptr<endpoint_state> endpoint(const std::string& name);
+    explicit runtime(options o);
+
+    [[nodiscard]] std::shared_ptr<const machine::compiled> find(
+        std::string_view name, std::optional<std::uint32_t> version) const;
+    [[nodiscard]] std::shared_ptr<actor> actor_of(const std::string& id);
+    [[nodiscard]] result<loaded_instance> load(actor& a);
+    void drain(const std::shared_ptr<actor>& a);
+    void committed(const std::shared_ptr<actor>& a, result<void> r, machine::decision d,
+                   std::vector<done_fn> callers, journal_write w);
+    void apply_effects(const std::shared_ptr<actor>& a, std::vector<machine::effect> effects,
+                       std::uint64_t version);
+    void release(const std::shared_ptr<actor>& a, const std::string& endpoint, envelope m,
+                 std::uint64_t version);
+    void released(const std::shared_ptr<actor>& a, std::uint64_t version);
+    void run_local(const std::shared_ptr<actor>& a, const machine::run_local_effect& l);
+    void launch_async(const std::shared_ptr<actor>& a, const machine::run_local_effect& l,
+                      const detail::action& act, std::optional<nlohmann::json> item,
+                      std::shared_ptr<step_context> ctx);
+    void maybe_evict(const std::shared_ptr<actor>& a);
+    void arm(const std::shared_ptr<actor>& a);
+    void settle_waiters(const std::shared_ptr<actor>& a);
+    void resume_after_load(const std::shared_ptr<actor>& a, const loaded_instance& li);
+    void on_delivery(const std::shared_ptr<delivery>& d);
+    void poll_due();
+
+    options opts_;
+    machine::config cfg_;
+    mutable std::mutex mutex_;
+    std::map<std::pair<std::string, std::uint32_t>, std::shared_ptr<const machine::compiled>>
+        definitions_;
+    std::map<std::string, std::shared_ptr<actor>, std::less<>> actors_;
+    std::map<std::string, std::vector<std::function<void(saga_status)>>, std::less<>> waiters_;
+    std::map<std::string, std::shared_ptr<endpoint_state>, std::less<>> endpoints_;
+    std::unique_ptr<subscription> subscription_;
+    std::optional<clock::timer_id> poll_timer_;
+    bool closed_ = false;
+    runtime_stats stats_;
+};
+
+}  // namespace saga::runtime
