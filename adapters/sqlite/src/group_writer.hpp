@@ -80,6 +80,11 @@ struct group_writer {
     std::atomic<std::uint64_t> largest_batch{0};
     std::atomic<std::uint64_t> failed_batches{0};
     std::atomic<std::uint64_t> reconnects{0};
+    /// rows inserted, updated or deleted by committed items, as `apply` counts them in
+    /// `item_rows` (a store that does not count leaves it 0)
+    std::atomic<std::uint64_t> row_writes{0};
+    /// set by `apply`: the rows the item being applied wrote
+    std::uint64_t item_rows = 0;
 
     // test access: `PRAGMA max_page_count` for the writer connection (0: none asked), applied by
     // the writer thread before its next transaction
@@ -231,6 +236,7 @@ struct group_writer {
         const auto began = std::chrono::steady_clock::now();
         std::vector<std::optional<error>> failures(n);
         std::optional<error> batch_error;
+        std::uint64_t rows = 0;
 
         if (!txn) {
             // the last transaction failed and its connection was closed: start afresh
@@ -259,10 +265,13 @@ struct group_writer {
                 Item& item = batch[i];
                 try {
                     statement_use(txn->savepoint)->exec();
+                    item_rows = 0;
                     result<void> outcome = apply(item);
                     if (!outcome) {
                         statement_use(txn->rollback_to)->exec();
                         failures[i] = std::move(outcome).error();
+                    } else {
+                        rows += item_rows;
                     }
                     statement_use(txn->release)->exec();
                 } catch (const std::exception& e) {
@@ -304,6 +313,9 @@ struct group_writer {
             }
         }
         commits.fetch_add(committed, std::memory_order_relaxed);
+        if (!batch_error) {
+            row_writes.fetch_add(rows, std::memory_order_relaxed);
+        }
         batches.fetch_add(1, std::memory_order_relaxed);
         try {
             batch_done(n, began);

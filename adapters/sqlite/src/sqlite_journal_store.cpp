@@ -407,6 +407,7 @@ result<void> sqlite_journal_store::impl::apply(encoded_write& w) {
             bind_head(*s, *w.head);
             changed = s->exec();
         }
+        item_rows += static_cast<std::uint64_t>(changed);
         if (changed == 0) {
             bool exists = false;
             {
@@ -449,6 +450,7 @@ result<void> sqlite_journal_store::impl::apply(encoded_write& w) {
             if (changed == 0) {
                 return lock_held(*w.head);
             }
+            item_rows += static_cast<std::uint64_t>(changed);
         }
     }
     statement_use s(ws.insert_record);
@@ -460,7 +462,7 @@ result<void> sqlite_journal_store::impl::apply(encoded_write& w) {
     bind_int(*s, 6, w.released_through);
     bind_optional(*s, 7, w.data);
     bind_optional(*s, 8, w.snapshot);
-    s->exec();
+    item_rows += static_cast<std::uint64_t>(s->exec());
     return success();
 }
 
@@ -478,11 +480,11 @@ void sqlite_journal_store::impl::apply(const purge_request& p) {
         {
             statement_use s(writer->delete_records);
             bind_text(*s, 1, id);
-            s->exec();
+            item_rows += static_cast<std::uint64_t>(s->exec());
         }
         statement_use s(writer->delete_head);
         bind_text(*s, 1, id);
-        s->exec();
+        item_rows += static_cast<std::uint64_t>(s->exec());
     }
     *p.purged = ids.size();
 }
@@ -818,7 +820,8 @@ journal_store_stats sqlite_journal_store::stats() const {
             .batches = impl_->batches.load(std::memory_order_relaxed),
             .largest_batch = impl_->largest_batch.load(std::memory_order_relaxed),
             .failed_batches = impl_->failed_batches.load(std::memory_order_relaxed),
-            .reconnects = impl_->reconnects.load(std::memory_order_relaxed)};
+            .reconnects = impl_->reconnects.load(std::memory_order_relaxed),
+            .row_writes = impl_->row_writes.load(std::memory_order_relaxed)};
 }
 
 const std::string& sqlite_journal_store::path() const noexcept {

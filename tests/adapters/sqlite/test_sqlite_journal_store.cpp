@@ -435,6 +435,8 @@ TEST_CASE("sqlite journal store: many threads committing at once share transacti
     CHECK(stats.commits == threads * sagas * records);
     CHECK(stats.failed_batches == 0);
     CHECK(stats.batches <= stats.commits);
+    // per saga: the head inserted, 7 records, the head updated once
+    CHECK(stats.row_writes == threads * sagas * (1 + records + 1));
     head_filter done;
     done.statuses = {saga_status::completed};
     done.limit = 100'000;
@@ -493,6 +495,8 @@ TEST_CASE(
     REQUIRE(sqlite != nullptr);
     CHECK(sqlite->stats().largest_batch == 9);
     CHECK(sqlite->stats().batches == 4);
+    // only what committed is counted: 2 + 2 before, the gate's 2, then 2 + 1 + 2 + 1
+    CHECK(sqlite->stats().row_writes == 12);
     CHECK(SAGA_JOURNAL_OK(store->journal("old")).size() == 2);
     CHECK(SAGA_JOURNAL_OK(store->journal("new-1")).size() == 2);
     CHECK(SAGA_JOURNAL_OK(store->journal("new-2")).size() == 1);

@@ -65,6 +65,9 @@ struct journal_store_stats {
     std::uint64_t failed_batches = 0;
     /// times the writer closed its connection after a failed transaction and opened a fresh one
     std::uint64_t reconnects = 0;
+    /// table rows inserted, updated or deleted by committed writes and purges (heads and
+    /// journal rows; index entries are not counted)
+    std::uint64_t row_writes = 0;
 };
 
 /// The SQLite journal store. Thread-safe.
