@@ -7,7 +7,8 @@
 //   reopen    a file with --heads non-terminal instances (each its head and 3 records), then
 //             opens it --runs times, with and without the integrity check
 //
-// Each figure is the median of --runs runs (default 3); synchronous=FULL unless --normal.
+// Each figure is the median of --runs runs (default 3); synchronous=FULL unless --normal;
+// --keep leaves the last sequence run's file for a look with the sqlite3 shell.
 
 #include <fmt/format.h>
 
@@ -39,6 +40,8 @@ struct options {
     int heads = 100'000;
     int runs = 3;
     bool normal = false;
+    /// leave the last sequence run's file (for a look with the sqlite3 shell)
+    bool keep = false;
     std::string dir = std::filesystem::temp_directory_path().string();
 };
 
@@ -176,7 +179,11 @@ void sequence(const options& o) {
             "  run {}: {:.2f} transactions, {:.2f} row writes, {:.2f} commits per saga; "
             "{:.3f} ms per saga ({:.0f} sagas/s)\n",
             run + 1, tx.back(), rows.back(), commits.back(), per_saga_ms.back(), o.sagas / seconds);
-        remove_store(path);
+        if (o.keep && run + 1 == o.runs) {
+            fmt::print("  kept {}\n", path);
+        } else {
+            remove_store(path);
+        }
     }
     fmt::print(
         "sequence, {} sagas, {} in flight, synchronous={}: median {:.2f} transactions, "
@@ -266,10 +273,12 @@ int main(int argc, char** argv) {
             o.dir = value();
         } else if (a == "--normal") {
             o.normal = true;
+        } else if (a == "--keep") {
+            o.keep = true;
         } else {
             fmt::print(stderr,
                        "usage: saga_journal_store_bench [--mode sequence|reopen|all] [--sagas N] "
-                       "[--inflight N] [--heads N] [--runs N] [--dir DIR] [--normal]\n");
+                       "[--inflight N] [--heads N] [--runs N] [--dir DIR] [--normal] [--keep]\n");
             return 2;
         }
     }
