@@ -44,9 +44,10 @@ using detail::write_flags;
 constexpr detail::migration journal_migrations[] = {{2, detail::schema_v2}};
 static_assert(journal_migrations[0].version == sqlite_journal_store::schema_version);
 
+// after "sqlite store 'path': written by schema version 1, "
 constexpr std::string_view too_old =
-    "written by schema version 1 (sqlite_store's instances, history, timers, outbox and inbox); "
-    "the journal store reads schema version 2 and cannot migrate version 1 yet: open it with "
+    "sqlite_store's (instances, history, timers, outbox and inbox); the journal store reads "
+    "schema version 2 and cannot migrate older versions yet: open it with "
     "saga::sqlite::sqlite_store; the file was not changed";
 
 // ---- small helpers --------------------------------------------------------------------------

@@ -49,8 +49,9 @@ std::string immutable_uri(const std::string& path) {
     return uri + "?immutable=1";
 }
 
-error too_old(std::string_view path, const schema_spec& schema) {
-    return {errc::invalid_state, about_file(path) + std::string(schema.too_old)};
+error too_old(std::string_view path, int found, const schema_spec& schema) {
+    return {errc::invalid_state, about_file(path) + "written by schema version " +
+                                     std::to_string(found) + ", " + std::string(schema.too_old)};
 }
 
 /// Brings the file to the last version of `schema.migrations` in one transaction. Any failure
@@ -72,7 +73,7 @@ result<void> migrate(SQLite::Database& db, std::string_view path, const schema_s
         }
         if (!state.value().fresh && state.value().version < schema.oldest_migratable) {
             db.exec("ROLLBACK");
-            return too_old(path, schema);
+            return too_old(path, state.value().version, schema);
         }
         if (state.value().fresh) {
             db.exec("CREATE TABLE saga_meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)");
@@ -264,7 +265,7 @@ result<opened_file> open_store_file(const file_options& options, const schema_sp
                     return newer_schema(path, found.version, latest);
                 }
                 if (found.version < schema.oldest_migratable) {
-                    return too_old(path, schema);
+                    return too_old(path, found.version, schema);
                 }
                 if (found.version < latest) {
                     return error{errc::invalid_state,
@@ -304,7 +305,7 @@ result<opened_file> open_store_file(const file_options& options, const schema_sp
             return newer_schema(path, found.version, latest);
         }
         if (!found.fresh && found.version < schema.oldest_migratable) {
-            return too_old(path, schema);
+            return too_old(path, found.version, schema);
         }
         f.settings.opened_at_version = found.version;
         if (options.check_integrity && !found.fresh) {

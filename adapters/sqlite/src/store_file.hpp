@@ -55,7 +55,7 @@ struct schema_spec {
     /// gets every step, an older one the steps above its version
     std::span<const migration> migrations;
     /// a (not new) file of an older version than this is refused, not migrated, with
-    /// `errc::invalid_state` and `too_old` after "sqlite store 'path': "
+    /// `errc::invalid_state`: "sqlite store 'path': written by schema version N, " `too_old`
     int oldest_migratable = 0;
     std::string_view too_old;
 };
