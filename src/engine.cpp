@@ -12,6 +12,7 @@
 #include <saga/json_limits.hpp>
 
 #include "engine_impl.hpp"
+#include "runtime/engine_v2.hpp"
 
 namespace saga {
 namespace detail {
@@ -2298,6 +2299,11 @@ engine::engine(std::shared_ptr<state_store> store, std::shared_ptr<transport> tr
                engine_options options)
     : impl_(std::make_shared<detail::engine_impl>(std::move(store), std::move(transport),
                                                   std::move(options))) {}
+
+engine::engine(std::shared_ptr<journal_store> store, std::shared_ptr<transport> transport,
+               engine_options options)
+    : impl_(runtime::make_engine_core_v2(std::move(store), std::move(transport),
+                                         std::move(options))) {}
 
 engine::~engine() {
     if (impl_) impl_->stop();

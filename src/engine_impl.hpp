@@ -21,6 +21,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "engine_core.hpp"
 #include <saga/engine.hpp>
 
 #include "instance_state.hpp"
@@ -132,26 +133,30 @@ struct lifeline {
     engine_impl* engine = nullptr;
 };
 
-class engine_impl {
+class engine_impl final : public engine_core {
 public:
     engine_impl(std::shared_ptr<state_store> store, std::shared_ptr<transport> transport,
                 engine_options options);
     ~engine_impl();
 
-    result<void> add_model(std::shared_ptr<const model> m);
-    result<std::string> start(std::string_view name, json data, start_options options);
+    result<void> add_model(std::shared_ptr<const model> m) override;
+    result<std::string> start(std::string_view name, json data, start_options options) override;
     result<void> signal(std::string_view id, std::string_view name, json payload,
-                        std::string message_id = {});
-    result<instance_view> query(std::string_view id);
-    result<void> cancel(std::string_view id, std::string_view reason, const operator_note* note);
-    result<void> pause(std::string_view id, const operator_note& note);
-    result<void> resume(std::string_view id, const operator_note& note);
-    result<void> retry(std::string_view id, const operator_note& note);
-    result<void> skip_step(std::string_view id, std::string_view step, const operator_note& note);
-    result<std::size_t> release_lock(std::string_view key, const operator_note& note);
-    result<std::vector<instance_record>> list(const list_filter& f) { return store_->list(f); }
-    result<std::vector<history_entry>> history_of(std::string_view id);
-    metrics_registry& metrics() { return *metrics_; }
+                        std::string message_id = {}) override;
+    result<instance_view> query(std::string_view id) override;
+    result<void> cancel(std::string_view id, std::string_view reason,
+                        const operator_note* note) override;
+    result<void> pause(std::string_view id, const operator_note& note) override;
+    result<void> resume(std::string_view id, const operator_note& note) override;
+    result<void> retry(std::string_view id, const operator_note& note) override;
+    result<void> skip_step(std::string_view id, std::string_view step,
+                           const operator_note& note) override;
+    result<std::size_t> release_lock(std::string_view key, const operator_note& note) override;
+    result<std::vector<instance_record>> list(const list_filter& f) override {
+        return store_->list(f);
+    }
+    result<std::vector<history_entry>> history_of(std::string_view id) override;
+    metrics_registry& metrics() override { return *metrics_; }
     /// Changes the record's metadata and state; returns the history entry to record, or none
     /// when there is nothing to change.
     using direct_change =
@@ -161,20 +166,21 @@ public:
     /// it. Terminal instances are refused; settled ones too unless `on_settled`.
     result<void> update_directly(std::string_view id, std::string_view what, std::string message_id,
                                  const direct_change& change, bool on_settled = false);
-    void add_waiter(const std::string& id, std::function<void(result<instance_view>)> fn);
-    result<void> schedule(schedule_options options);
-    std::vector<blocked_instance> blocked() const;
-    void set_endpoint_policy(const std::string& endpoint, endpoint_policy policy);
-    circuit_state endpoint_circuit(const std::string& endpoint);
-    void add_observer(std::shared_ptr<observer> o);
-    result<void> open();
-    result<void> run();
-    std::size_t run_until_idle();
-    result<void> run_until_settled(duration limit);
-    void stop();
-    asio::any_io_executor executor() { return ctx_.get_executor(); }
-    saga::clock& clock() { return *clock_; }
-    std::size_t active_instances() const;
+    void add_waiter(const std::string& id,
+                    std::function<void(result<instance_view>)> fn) override;
+    result<void> schedule(schedule_options options) override;
+    std::vector<blocked_instance> blocked() const override;
+    void set_endpoint_policy(const std::string& endpoint, endpoint_policy policy) override;
+    circuit_state endpoint_circuit(const std::string& endpoint) override;
+    void add_observer(std::shared_ptr<observer> o) override;
+    result<void> open() override;
+    result<void> run() override;
+    std::size_t run_until_idle() override;
+    result<void> run_until_settled(duration limit) override;
+    void stop() override;
+    asio::any_io_executor executor() override { return ctx_.get_executor(); }
+    saga::clock& clock() override { return *clock_; }
+    std::size_t active_instances() const override;
 
 private:
     // registry and cache

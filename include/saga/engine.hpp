@@ -25,6 +25,7 @@
 #include <saga/log.hpp>
 #include <saga/metrics.hpp>
 #include <saga/observer.hpp>
+#include <saga/journal_store.hpp>
 #include <saga/state_store.hpp>
 #include <saga/status.hpp>
 #include <saga/tracing.hpp>
@@ -33,7 +34,7 @@
 namespace saga {
 
 namespace detail {
-class engine_impl;
+class engine_core;
 }
 
 /// Options of an engine.
@@ -174,6 +175,10 @@ struct operator_note {
 class engine {
 public:
     engine(std::shared_ptr<state_store> store, std::shared_ptr<transport> transport,
+           engine_options options = {});
+    /// An engine on core v2 (docs/internals.md): the pure machine and its runtime, on a journal
+    /// store. Being switched in: `schedule` is not yet available on it.
+    engine(std::shared_ptr<journal_store> store, std::shared_ptr<transport> transport,
            engine_options options = {});
     ~engine();
     engine(const engine&) = delete;
@@ -316,7 +321,7 @@ public:
 private:
     result<void> add_model(std::shared_ptr<const detail::model> m);
     void add_waiter(const std::string& id, std::function<void(result<instance_view>)> fn);
-    std::shared_ptr<detail::engine_impl> impl_;
+    std::shared_ptr<detail::engine_core> impl_;
 };
 
 }  // namespace saga

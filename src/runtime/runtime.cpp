@@ -15,6 +15,7 @@
 #include <saga/json_limits.hpp>
 
 #include "../machine/ids.hpp"
+#include "../machine/snapshot.hpp"
 
 namespace saga::runtime {
 
@@ -159,6 +160,30 @@ std::optional<machine::instance> runtime::cached_state(const std::string& id) co
     return f.get();
 }
 
+result<runtime::inspection> runtime::inspect(std::string_view id) const {
+    SAGA_TRY(auto li, opts_.store->load(id));
+    inspection out;
+    out.def = find(li.head.definition, li.head.definition_version);
+    if (!out.def)
+        return error{errc::definition_not_registered,
+                     fmt::format("saga '{}' needs definition '{}' version {}", id,
+                                 li.head.definition, li.head.definition_version)};
+    out.state.id = std::string(id);
+    for (std::size_t i = 0; i < li.records.size(); ++i) {
+        const auto& rec = li.records[i];
+        if (i == 0 && rec.snapshot) {
+            SAGA_TRY(out.state, machine::decode_snapshot(*rec.snapshot));
+        } else {
+            for (const auto& e : rec.events) machine::apply(*out.def, out.state, e, rec.at);
+        }
+    }
+    if (li.data) {
+        SAGA_TRY(out.data, parse_json(*li.data, fmt::format("the data of saga '{}'", id)));
+    }
+    out.head = std::move(li.head);
+    return out;
+}
+
 // ---- starting -----------------------------------------------------------------------------
 
 result<std::string> runtime::start(start_request r) {
@@ -228,7 +253,9 @@ result<std::string> runtime::start(start_request r) {
         ++stats_.commits;
         actors_[r.id] = a;
     }
-    asio::post(a->strand, [self = shared_from_this(), a, effects = std::move(d.effects)]() mutable {
+    asio::post(a->strand, [self = shared_from_this(), a, effects = std::move(d.effects),
+                           record = std::move(w.record)]() mutable {
+        if (self->opts_.on_commit) self->opts_.on_commit(a->head, record, a->state);
         self->apply_effects(a, std::move(effects), 1);
         self->arm(a);
         self->settle_waiters(a);
@@ -278,10 +305,18 @@ result<loaded_instance> runtime::load(actor& a) {
     if (!li.data) return error{errc::bad_data, fmt::format("saga '{}' has no data", a.id)};
     SAGA_TRY(auto json, parse_json(*li.data, fmt::format("the data of saga '{}'", a.id)));
     SAGA_TRY(auto data, def->model->load(json));
+    // The state is the newest snapshot (the store returns records from it on) with the events
+    // of every later record applied.
     machine::instance st;
     st.id = a.id;
-    for (const auto& rec : li.records) {
-        for (const auto& e : rec.events) machine::apply(*def, st, e, rec.at);
+    a.released_through = 0;
+    for (std::size_t i = 0; i < li.records.size(); ++i) {
+        const auto& rec = li.records[i];
+        if (i == 0 && rec.snapshot) {
+            SAGA_TRY(st, machine::decode_snapshot(*rec.snapshot));
+        } else {
+            for (const auto& e : rec.events) machine::apply(*def, st, e, rec.at);
+        }
         a.released_through = std::max(a.released_through, rec.released_through);
     }
     a.def = std::move(def);
@@ -428,6 +463,7 @@ void runtime::committed(const std::shared_ptr<actor>& a, result<void> r, machine
         std::lock_guard lock(mutex_);
         ++stats_.commits;
     }
+    if (opts_.on_commit) opts_.on_commit(a->head, w.record, a->state);
     apply_effects(a, std::move(d.effects), a->version);
     arm(a);
     for (std::size_t i = 0; i < callers.size(); ++i)
@@ -639,7 +675,7 @@ void runtime::arm(const std::shared_ptr<actor>& a) {
     });
 }
 
-void runtime::when_settled(const std::string& id, std::function<void(saga_status)> fn) {
+void runtime::when_settled(const std::string& id, std::function<void(result<saga_status>)> fn) {
     auto a = actor_of(id);
     asio::post(a->strand, [self = shared_from_this(), a, id, fn = std::move(fn)]() mutable {
         {
@@ -648,7 +684,12 @@ void runtime::when_settled(const std::string& id, std::function<void(saga_status
         }
         if (!a->loaded) {
             auto li = self->load(*a);
-            if (!li) return;
+            if (!li) {
+                fn(li.error());
+                std::lock_guard lock(self->mutex_);
+                if (a->posts == 0 && a->mailbox.empty()) self->actors_.erase(a->id);
+                return;
+            }
             self->resume_after_load(a, li.value());
         }
         if (is_settled(a->state.status)) {
@@ -663,7 +704,7 @@ void runtime::when_settled(const std::string& id, std::function<void(saga_status
 
 void runtime::settle_waiters(const std::shared_ptr<actor>& a) {
     if (!is_settled(a->state.status)) return;
-    std::vector<std::function<void(saga_status)>> fns;
+    std::vector<std::function<void(result<saga_status>)>> fns;
     {
         std::lock_guard lock(mutex_);
         auto it = waiters_.find(a->id);

@@ -39,6 +39,10 @@ struct options {
     std::shared_ptr<saga::transport> transport;
     saga::clock* clock = nullptr;
     boost::asio::io_context* io = nullptr;
+    /// Called on the instance's strand after each commit, with the head as it is now (written
+    /// or not), the record, and the state after it: telemetry and observers.
+    std::function<void(const instance_head&, const journal_record&, const machine::instance&)>
+        on_commit;
     /// How often the store is asked for instances that fall due soon and are not in memory
     /// (after a restart, or after they left memory): each is woken at its head's wake-up time.
     duration due_poll = std::chrono::seconds{30};
@@ -93,8 +97,24 @@ public:
     /// `post` and wait: runs the io_context on this thread while waiting, so it works whether
     /// or not other threads run it.
     [[nodiscard]] result<void> call(const std::string& id, machine::input in);
-    /// Calls `fn` with the instance's status once it is settled (now, if it is).
-    void when_settled(const std::string& id, std::function<void(saga_status)> fn);
+    /// Calls `fn` with the instance's status once it is settled (now, if it is), or with why
+    /// it never will be (`errc::not_found`, a load error).
+    void when_settled(const std::string& id, std::function<void(result<saga_status>)> fn);
+
+    /// An instance as the store has it: head, typed state (the journal replayed) and data.
+    struct inspection {
+        instance_head head;
+        machine::instance state;
+        nlohmann::json data;
+        std::shared_ptr<const machine::compiled> def;
+    };
+    /// Reads `id` from the store without touching its actor; `errc::not_found` if unknown.
+    [[nodiscard]] result<inspection> inspect(std::string_view id) const;
+    /// The definition `name` (newest version when `version` is empty), or null.
+    [[nodiscard]] std::shared_ptr<const machine::compiled> definition(
+        std::string_view name, std::optional<std::uint32_t> version) const {
+        return find(name, version);
+    }
 
     /// Rate limit and circuit breaker of `endpoint`, applied when a command is released.
     void set_endpoint_policy(const std::string& endpoint, endpoint_policy policy);
@@ -146,7 +166,8 @@ private:
     std::map<std::pair<std::string, std::uint32_t>, std::shared_ptr<const machine::compiled>>
         definitions_;
     std::map<std::string, std::shared_ptr<actor>, std::less<>> actors_;
-    std::map<std::string, std::vector<std::function<void(saga_status)>>, std::less<>> waiters_;
+    std::map<std::string, std::vector<std::function<void(result<saga_status>)>>, std::less<>>
+        waiters_;
     std::map<std::string, std::shared_ptr<endpoint_state>, std::less<>> endpoints_;
     std::unique_ptr<subscription> subscription_;
     std::optional<clock::timer_id> poll_timer_;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "machine/snapshot.hpp"
 #include "machine_sim.hpp"
 
 using namespace std::chrono_literals;
@@ -236,4 +237,16 @@ TEST_CASE("every event type has a name that parses back", "[machine][events]") {
         CHECK(saga::parse_event_type(saga::to_string(t)) == t);
     }
     CHECK_FALSE(saga::parse_event_type("no_such_event"));
+}
+
+TEST_CASE("a snapshot that is not one is refused with an error that says so", "[machine]") {
+    for (const char* bad :
+         {"", "[]", R"({"v":2})", R"({"v":1,"id":"x","status":"nope","units":{}})",
+          R"({"v":1,"id":"x","status":"running","units":{"a":{"s":1}}})"}) {
+        INFO(bad);
+        auto r = machine::decode_snapshot(bad);
+        REQUIRE_FALSE(r);
+        CHECK(r.error() == saga::errc::bad_data);
+        CHECK(r.error().message.find("snapshot") != std::string::npos);
+    }
 }

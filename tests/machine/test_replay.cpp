@@ -7,6 +7,7 @@
 
 #include <random>
 
+#include "machine/snapshot.hpp"
 #include "machine_sim.hpp"
 
 using namespace std::chrono_literals;
@@ -245,6 +246,12 @@ TEST_CASE("replaying the journal reproduces the state after every decision, over
             continue;
         }
         ends[r.sim().state().status]++;
+        // A snapshot of the end state reads back as the same state.
+        auto back = machine::decode_snapshot(machine::encode_snapshot(r.sim().state()));
+        if (!back || !(back.value() == r.sim().state())) {
+            ++failures;
+            UNSCOPED_INFO("seed " << seed << ": the snapshot does not read back");
+        }
         // Nothing is due after the end.
         if (machine::wake_at(r.sim().state())) {
             ++failures;
