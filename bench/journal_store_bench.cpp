@@ -2,8 +2,8 @@
 // and how long opening a file with many non-terminal instances takes. A benchmark, not a test.
 //
 //   sequence  --sagas sagas, each 1 head insert + 7 records (2 of them updating the head), from
-//             --inflight lanes (1: one at a time); prints transactions, row writes and commits
-//             per saga (counted by the store) and the time per saga
+//             --inflight lanes (1: one at a time); prints transactions, row writes, syncs and
+//             commits per saga (counted by the store) and the time per saga
 //   reopen    a file with --heads non-terminal instances (each its head and 3 records), then
 //             opens it --runs times, with and without the integrity check
 //
@@ -151,7 +151,7 @@ void run_saga(saga::journal_store& store, const std::string& id) {
 }
 
 void sequence(const options& o) {
-    std::vector<double> tx, rows, commits, per_saga_ms;
+    std::vector<double> tx, rows, syncs, commits, per_saga_ms;
     for (int run = 0; run < o.runs; ++run) {
         const std::string path = file_in(o, "sequence");
         remove_store(path);
@@ -170,15 +170,18 @@ void sequence(const options& o) {
         for (auto& t : lanes) t.join();
         const double seconds = std::chrono::duration<double>(steady::now() - began).count();
         const auto s = store->stats();
-        tx.push_back(static_cast<double>(s.batches) / o.sagas);
+        tx.push_back(static_cast<double>(s.transactions) / o.sagas);
         rows.push_back(static_cast<double>(s.row_writes) / o.sagas);
+        syncs.push_back(static_cast<double>(s.syncs) / o.sagas);
         commits.push_back(static_cast<double>(s.commits) / o.sagas);
         per_saga_ms.push_back(seconds * 1000.0 / o.sagas);
         store.reset();
         fmt::print(
-            "  run {}: {:.2f} transactions, {:.2f} row writes, {:.2f} commits per saga; "
+            "  run {}: {:.2f} transactions, {:.2f} row writes, {:.2f} syncs, {:.2f} commits per "
+            "saga; "
             "{:.3f} ms per saga ({:.0f} sagas/s)\n",
-            run + 1, tx.back(), rows.back(), commits.back(), per_saga_ms.back(), o.sagas / seconds);
+            run + 1, tx.back(), rows.back(), syncs.back(), commits.back(), per_saga_ms.back(),
+            o.sagas / seconds);
         if (o.keep && run + 1 == o.runs) {
             fmt::print("  kept {}\n", path);
         } else {
@@ -187,8 +190,8 @@ void sequence(const options& o) {
     }
     fmt::print(
         "sequence, {} sagas, {} in flight, synchronous={}: median {:.2f} transactions, "
-        "{:.2f} row writes, {:.2f} commits per saga; {:.3f} ms per saga\n",
-        o.sagas, o.inflight, o.normal ? "NORMAL" : "FULL", median(tx), median(rows),
+        "{:.2f} row writes, {:.2f} syncs, {:.2f} commits per saga; {:.3f} ms per saga\n",
+        o.sagas, o.inflight, o.normal ? "NORMAL" : "FULL", median(tx), median(rows), median(syncs),
         median(commits), median(per_saga_ms));
 }
 

@@ -17,7 +17,12 @@
 //   sequential  one saga at a time: start, then wait for it, then the next -> latency
 //   concurrent  N sagas, `--inflight` of them outstanding at any time -> sagas/s, transitions/s
 // Each scenario runs `--runs` times on a fresh engine and store (after a warm-up on that same
-// engine); the table shows the median of the runs. See bench/README.md.
+// engine); the table shows the median of the runs, with the SQLite store's own counts per saga
+// (row writes, transactions, syncs). Two more scenarios, run only when named:
+//   waiting     `--waiting` sagas that each wait for a signal -> RSS growth per waiting instance
+//   reopen      a SQLite file with `--waiting` such sagas: open the store, then the engine until
+//               its recovery is done -> seconds
+// See bench/README.md.
 
 #include <fmt/format.h>
 
@@ -32,6 +37,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -42,9 +48,12 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <saga/inmemory/memory_store.hpp>
@@ -151,10 +160,27 @@ saga::result<saga::definition<campaign>> publish_campaign() {
     return std::move(b).build();
 }
 
+constexpr std::string_view waiting_saga_name = "await_approval";
+
+/// The waiting and reopen scenarios' saga: a local step, then a wait for the signal `approved`
+/// (never sent: the instances stay `waiting`), then a local step.
+saga::result<saga::definition<campaign>> await_approval() {
+    saga::definition_builder<campaign> b(std::string(waiting_saga_name), 1);
+    b.local("validate",
+            [](campaign& c) -> saga::result<void> {
+                if (c.budget <= 0) return saga::permanent_error("budget must be positive");
+                c.validated = true;
+                return saga::success();
+            })
+        .wait("approval", "approved")
+        .local("announce", [](campaign& c) { c.announced = true; });
+    return std::move(b).build();
+}
+
 // ---- options --------------------------------------------------------------------------------
 
 enum class store_kind { memory, sqlite };
-enum class scenario_kind { sequential, concurrent };
+enum class scenario_kind { sequential, concurrent, waiting, reopen };
 enum class variant_kind { a, b };
 
 struct options {
@@ -167,24 +193,49 @@ struct options {
     std::vector<scenario_kind> scenarios{scenario_kind::sequential, scenario_kind::concurrent};
     std::vector<variant_kind> variants{variant_kind::a, variant_kind::b};
     bool quick = false;
+    /// warm-up sagas per run (sequential, concurrent); unset: derived from the run's size
+    std::optional<std::size_t> warmup;
+    /// waiting and reopen scenarios: instances waiting for a signal
+    std::size_t waiting = 10'000;
+    /// waiting scenario: stop starting sagas once the process's RSS passes this
+    std::size_t rss_limit_mb = 8192;
 };
 
 constexpr std::string_view usage_text =
     R"(usage: saga_bench [--runs N] [--sagas N] [--inflight N] [--workers N] [--starters N]
-                  [--store memory|sqlite|all] [--scenario sequential|concurrent|all]
-                  [--variant A|B|all] [--quick]
+                  [--store memory|sqlite|all] [--variant A|B|all] [--warmup N] [--quick]
+                  [--scenario sequential|concurrent|all|waiting|reopen] [--waiting N]
+                  [--rss-limit-mb N]
 
   --runs N        repeat every scenario N times, report the median run (default 3)
   --sagas N       sagas of the concurrent scenario (default 2000); the sequential scenario runs
                   N/10 of them (at least 1)
   --inflight N    sagas outstanding at once in the concurrent scenario (default 64)
   --workers N     engine worker threads (default 2)
-  --starters N    client threads calling start() in the concurrent scenario (default 8; at most
-                  --inflight)
+  --starters N    client threads calling start() in the concurrent, waiting and reopen
+                  scenarios (default 8; at most --inflight)
   --store S       memory, sqlite (synchronous=FULL, a temp file per run) or all (default)
-  --scenario S    sequential, concurrent or all (default)
-  --variant V     A (completes), B (step 5 refused, compensated) or all (default)
+  --scenario S    sequential, concurrent, all (default: both), waiting or reopen; a
+                  comma-separated list runs several (e.g. sequential,waiting)
+  --variant V     A (completes), B (step 5 refused, compensated) or all (default); for the
+                  sequential and concurrent scenarios
+  --warmup N      warm-up sagas before every measured run (sequential and concurrent); default:
+                  derived from the run's size (sequential N/4 in 1..50; concurrent N/5 in
+                  2*inflight..400)
+  --waiting N     waiting and reopen scenarios: sagas that each wait for a signal (default
+                  10000; 2000 with --quick)
+  --rss-limit-mb N  waiting scenario: stop starting sagas when the process's RSS passes N MB
+                  and report what was reached (default 8192)
   --quick         a smoke run: 1 run, 300 sagas, smaller warm-up (explicit options still win)
+
+  waiting: start --waiting sagas (definition await_approval: a local step, then a wait for the
+           signal 'approved') after a warm-up of --waiting/20 (100..2000) of them, wait until
+           all are waiting, and report the growth of VmRSS (and RssAnon) from /proc/self/status
+           per waiting instance; per store.
+  reopen:  start --waiting such sagas on a SQLite file, close the engine and the store, then
+           per run: open the store (default options: quick_check on; and once without it),
+           then make an engine and run its recovery (engine.run_until_idle(), which returns
+           when every recovered instance has been loaded): the seconds of each; SQLite only.
 )";
 
 struct usage_error : std::runtime_error {
@@ -208,6 +259,7 @@ options parse_options(int argc, char** argv) {
     options o;
     const std::vector<std::string_view> args(argv + 1, argv + argc);
     // --quick sets defaults first; explicit options override it wherever they appear
+    bool waiting_given = false;
     if (std::find(args.begin(), args.end(), "--quick") != args.end()) {
         o.quick = true;
         o.runs = 1;
@@ -243,17 +295,44 @@ options parse_options(int argc, char** argv) {
                 throw usage_error(fmt::format("--store takes memory, sqlite or all, not '{}'", v));
             }
         } else if (a == "--scenario") {
-            const auto v = value();
-            if (v == "sequential") {
-                o.scenarios = {scenario_kind::sequential};
-            } else if (v == "concurrent") {
-                o.scenarios = {scenario_kind::concurrent};
-            } else if (v == "all") {
-                o.scenarios = {scenario_kind::sequential, scenario_kind::concurrent};
-            } else {
-                throw usage_error(
-                    fmt::format("--scenario takes sequential, concurrent or all, not '{}'", v));
+            const auto list = value();
+            o.scenarios.clear();
+            std::size_t from = 0;
+            for (;;) {
+                const auto comma = list.find(',', from);
+                const auto v = list.substr(
+                    from, comma == std::string_view::npos ? std::string_view::npos : comma - from);
+                auto add = [&](scenario_kind k) {
+                    if (std::find(o.scenarios.begin(), o.scenarios.end(), k) == o.scenarios.end())
+                        o.scenarios.push_back(k);
+                };
+                if (v == "sequential") {
+                    add(scenario_kind::sequential);
+                } else if (v == "concurrent") {
+                    add(scenario_kind::concurrent);
+                } else if (v == "all") {
+                    add(scenario_kind::sequential);
+                    add(scenario_kind::concurrent);
+                } else if (v == "waiting") {
+                    add(scenario_kind::waiting);
+                } else if (v == "reopen") {
+                    add(scenario_kind::reopen);
+                } else {
+                    throw usage_error(fmt::format(
+                        "--scenario takes sequential, concurrent, all, waiting or reopen (or a "
+                        "comma-separated list of them), not '{}'",
+                        v));
+                }
+                if (comma == std::string_view::npos) break;
+                from = comma + 1;
             }
+        } else if (a == "--warmup") {
+            o.warmup = parse_count(a, value(), 0, 10'000'000);
+        } else if (a == "--waiting") {
+            o.waiting = parse_count(a, value(), 1, 100'000'000);
+            waiting_given = true;
+        } else if (a == "--rss-limit-mb") {
+            o.rss_limit_mb = parse_count(a, value(), 1, 100'000'000);
         } else if (a == "--variant") {
             const auto v = value();
             if (v == "A" || v == "a") {
@@ -270,6 +349,7 @@ options parse_options(int argc, char** argv) {
         }
     }
     o.starters = std::min(o.starters, o.inflight);
+    if (o.quick && !waiting_given) o.waiting = 2000;
 #if !defined(SAGA_BENCH_SQLITE)
     if (std::find(o.stores.begin(), o.stores.end(), store_kind::sqlite) != o.stores.end()) {
         if (o.stores.size() == 1)
@@ -292,13 +372,16 @@ std::size_t sequential_count(const options& o) {
 /// Counts committed transitions: the engine calls observers once per committed transition.
 class counting_observer final : public saga::observer {
 public:
-    void on_transition(const saga::instance_record&,
+    void on_transition(const saga::instance_record& r,
                        std::span<const saga::history_entry> entries) override {
         transitions.fetch_add(1, std::memory_order_relaxed);
         history_entries.fetch_add(entries.size(), std::memory_order_relaxed);
+        if (r.status == saga::saga_status::waiting) waiting.fetch_add(1, std::memory_order_relaxed);
     }
     std::atomic<std::uint64_t> transitions{0};
     std::atomic<std::uint64_t> history_entries{0};
+    /// transitions that left their instance `waiting` (one per saga of await_approval)
+    std::atomic<std::uint64_t> waiting{0};
 };
 
 /// A temp file path that is not taken, and the removal of the file with its WAL and SHM.
@@ -320,7 +403,7 @@ void remove_db(const std::filesystem::path& p) {
         return;
     }
     std::error_code ec;
-    for (const char* suffix : {"", "-wal", "-shm", "-journal"})
+    for (const char* suffix : {"", "-wal", "-shm", "-journal", ".lock"})
         std::filesystem::remove(p.string() + suffix, ec);
 }
 
@@ -339,17 +422,54 @@ struct bench_error : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+/// Registers both definitions of the benchmark.
+void add_definitions(saga::engine& eng) {
+    auto add = [&](const saga::result<saga::definition<campaign>>& def) {
+        if (!def) throw bench_error(fmt::format("invalid definition: {}", def.error().what()));
+        if (auto r = eng.add(def.value()); !r)
+            throw bench_error(fmt::format("cannot register the definition: {}", r.error().what()));
+    };
+    add(publish_campaign());
+    add(await_approval());
+}
+
+/// What the SQLite store counted over a measured part (see sqlite_store::stats).
+struct store_delta {
+    std::uint64_t row_writes = 0;
+    std::uint64_t transactions = 0;
+    std::uint64_t syncs = 0;
+};
+
+#if defined(SAGA_BENCH_SQLITE)
+using store_counts = saga::sqlite::store_stats;
+std::optional<store_delta> delta_of(const std::optional<store_counts>& before,
+                                    const std::optional<store_counts>& after) {
+    if (!before || !after) return std::nullopt;
+    return store_delta{after->row_writes - before->row_writes,
+                       after->transactions - before->transactions, after->syncs - before->syncs};
+}
+#else
+struct store_counts {};
+std::optional<store_delta> delta_of(const std::optional<store_counts>&,
+                                    const std::optional<store_counts>&) {
+    return std::nullopt;
+}
+#endif
+
 class environment {
 public:
-    environment(store_kind kind, std::size_t workers) {
+    /// With `kept_file`, the SQLite store is that file, and it stays when the environment goes;
+    /// else a fresh temp file, removed at the end.
+    environment(store_kind kind, std::size_t workers, const std::filesystem::path& kept_file = {}) {
         clock_ = std::make_shared<saga::system_clock>();
         if (kind == store_kind::memory) {
             store_ = std::make_shared<saga::inmemory::memory_store>();
         } else {
 #if defined(SAGA_BENCH_SQLITE)
-            db_.path = fresh_db_path();
+            if (kept_file.empty()) db_.path = fresh_db_path();
+            const auto& file = kept_file.empty() ? db_.path : kept_file;
             auto s = saga::sqlite::sqlite_store::open(saga::sqlite::store_options{
-                .path = db_.path.string(), .sync = saga::sqlite::synchronous::full});
+                .path = file.string(), .sync = saga::sqlite::synchronous::full});
             if (!s)
                 throw bench_error(
                     fmt::format("cannot open the SQLite store: {}", s.error().what()));
@@ -362,10 +482,7 @@ public:
         transport_ = std::make_shared<saga::inmemory::memory_transport>(clock_);
         engine_ = std::make_unique<saga::engine>(
             store_, transport_, saga::engine_options{.workers = workers, .clock = clock_});
-        auto def = publish_campaign();
-        if (!def) throw bench_error(fmt::format("invalid definition: {}", def.error().what()));
-        if (auto r = engine_->add(def.value()); !r)
-            throw bench_error(fmt::format("cannot register the definition: {}", r.error().what()));
+        add_definitions(*engine_);
         observer_ = std::make_shared<counting_observer>();
         engine_->add_observer(observer_);
         add_participants();
@@ -396,6 +513,13 @@ public:
     }
     counting_observer& observer() {
         return *observer_;
+    }
+    /// The SQLite store's own counters (none for the memory store).
+    [[nodiscard]] std::optional<store_counts> store_stats() const {
+#if defined(SAGA_BENCH_SQLITE)
+        if (sqlite_) return sqlite_->stats();
+#endif
+        return std::nullopt;
     }
 
     /// What happened below the engine since the environment was made (for the progress lines).
@@ -491,6 +615,7 @@ struct run_result {
     std::uint64_t history_entries = 0;
     double cpu_seconds = 0;  // user + system time of the whole process while the run lasted
     double sys_seconds = 0;  // of which system time
+    std::optional<store_delta> store;  // the SQLite store's counts over the measured part
 };
 
 /// System CPU time of this process so far (every thread), in seconds.
@@ -548,6 +673,7 @@ run_result run_sequential(environment& env, variant_kind v, std::size_t n,
     out.latencies_ms.reserve(n);
     const auto t_before = env.observer().transitions.load();
     const auto h_before = env.observer().history_entries.load();
+    const auto store_before = env.store_stats();
     const auto cpu0 = process_cpu_seconds();
     const auto sys0 = process_sys_seconds();
     const auto t0 = steady::now();
@@ -565,6 +691,7 @@ run_result run_sequential(environment& env, variant_kind v, std::size_t n,
     out.sys_seconds = process_sys_seconds() - sys0;
     out.transitions = env.observer().transitions.load() - t_before;
     out.history_entries = env.observer().history_entries.load() - h_before;
+    out.store = delta_of(store_before, env.store_stats());
     return out;
 }
 
@@ -636,6 +763,7 @@ run_result run_concurrent(environment& env, variant_kind v, std::size_t n, std::
     auto st = std::make_shared<shared_state>(n, inflight);
     const auto t_before = env.observer().transitions.load();
     const auto h_before = env.observer().history_entries.load();
+    const auto store_before = env.store_stats();
     const auto cpu0 = process_cpu_seconds();
     const auto sys0 = process_sys_seconds();
     const auto t0 = steady::now();
@@ -680,6 +808,7 @@ run_result run_concurrent(environment& env, variant_kind v, std::size_t n, std::
     const auto seconds = std::chrono::duration<double>(steady::now() - t0).count();
     const auto cpu_seconds = process_cpu_seconds() - cpu0;
     const auto sys_seconds = process_sys_seconds() - sys0;
+    const auto store_after = env.store_stats();
     for (auto& c : clients) c.join();
     if (st->failure) throw bench_error(*st->failure);
     run_result out;
@@ -690,6 +819,7 @@ run_result run_concurrent(environment& env, variant_kind v, std::size_t n, std::
     out.latencies_ms = std::move(st->latencies_ms);
     out.transitions = env.observer().transitions.load() - t_before;
     out.history_entries = env.observer().history_entries.load() - h_before;
+    out.store = delta_of(store_before, store_after);
     return out;
 }
 
@@ -705,6 +835,10 @@ struct row {
     double p99_ms = 0;
     double sagas_per_s = 0;
     double transitions_per_s = 0;
+    // the SQLite store's counts per saga (medians of the runs); none for the memory store
+    std::optional<double> row_writes_per_saga;
+    std::optional<double> transactions_per_saga;
+    std::optional<double> syncs_per_saga;
 };
 
 std::string_view store_name(store_kind k) {
@@ -717,7 +851,21 @@ std::string_view variant_name(variant_kind v) {
     return v == variant_kind::a ? "A (completes)" : "B (step 5 refused, compensated)";
 }
 std::string_view scenario_name(scenario_kind s) {
-    return s == scenario_kind::sequential ? "sequential" : "concurrent";
+    switch (s) {
+        case scenario_kind::sequential: return "sequential";
+        case scenario_kind::concurrent: return "concurrent";
+        case scenario_kind::waiting: return "waiting";
+        case scenario_kind::reopen: return "reopen";
+    }
+    return "?";
+}
+
+/// The load averages (1, 5, 15 minutes) from /proc/loadavg.
+std::string load_average() {
+    std::ifstream in("/proc/loadavg");
+    double a = 0, b = 0, c = 0;
+    if (!(in >> a >> b >> c)) return "unknown";
+    return fmt::format("{:.2f} {:.2f} {:.2f}", a, b, c);
 }
 
 std::string cpu_model() {
@@ -770,26 +918,387 @@ std::string fmt_rate(double r) {
     return out;
 }
 
-void print_table(const std::vector<row>& rows, const options& o) {
+std::string fmt_per_saga(const std::optional<double>& v) {
+    return v ? fmt::format("{:.2f}", *v) : std::string("—");
+}
+
+void print_table(const std::vector<row>& rows) {
+    if (rows.empty()) return;
     fmt::print(
         "| store | durability | variant | scenario | sagas | in flight | median ms | p99 ms | "
-        "sagas/s | "
-        "transitions/s |\n");
-    fmt::print("|---|---|---|---|--:|--:|--:|--:|--:|--:|\n");
+        "sagas/s | transitions/s | row writes/saga | transactions/saga | syncs/saga |\n");
+    fmt::print("|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
     for (const auto& r : rows)
-        fmt::print("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", store_name(r.store),
-                   durability(r.store), variant_name(r.variant), scenario_name(r.scenario), r.sagas,
-                   r.inflight, fmt_ms(r.median_ms), fmt_ms(r.p99_ms), fmt_rate(r.sagas_per_s),
-                   fmt_rate(r.transitions_per_s));
+        fmt::print("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                   store_name(r.store), durability(r.store), variant_name(r.variant),
+                   scenario_name(r.scenario), r.sagas, r.inflight, fmt_ms(r.median_ms),
+                   fmt_ms(r.p99_ms), fmt_rate(r.sagas_per_s), fmt_rate(r.transitions_per_s),
+                   fmt_per_saga(r.row_writes_per_saga), fmt_per_saga(r.transactions_per_saga),
+                   fmt_per_saga(r.syncs_per_saga));
+    fmt::print("\n");
+}
+
+void print_machine(const options& o, const std::string& load_at_start) {
     const std::string build = SAGA_BENCH_BUILD_TYPE;
     fmt::print(
-        "\nmachine: nproc {}, {}; compiler {}; {} build; engine workers {}, {} client threads; "
-        "median of "
-        "{} run{}; date {}\n",
+        "machine: nproc {}, {}; compiler {}; {} build; engine workers {}, {} client threads; "
+        "median of {} run{}; load average {} at the start, {} at the end; date {}\n",
         std::thread::hardware_concurrency(), cpu_model(), compiler(),
         build.empty() ? "unknown" : build, o.workers, o.starters, o.runs, o.runs == 1 ? "" : "s",
-        utc_now());
+        load_at_start, load_average(), utc_now());
 }
+
+// ---- waiting and reopen -----------------------------------------------------------------------
+
+/// This process's resident set in KiB, from /proc/self/status: `VmRSS` (every resident page:
+/// anonymous, file-backed, shared memory) and `RssAnon` (heap, stacks, anonymous maps).
+struct rss_kib {
+    std::uint64_t total = 0;
+    std::uint64_t anon = 0;
+};
+rss_kib read_rss() {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    rss_kib out;
+    while (std::getline(in, line)) {
+        auto field = [&](std::string_view name, std::uint64_t& v) {
+            if (line.rfind(name, 0) == 0)
+                v = std::strtoull(line.c_str() + name.size(), nullptr, 10);
+        };
+        field("VmRSS:", out.total);
+        field("RssAnon:", out.anon);
+    }
+    return out;
+}
+
+/// The figures of one start_waiting.
+struct waiting_result {
+    std::size_t started = 0;  // sagas started, each of them waiting at the end
+    double seconds = 0;       // to start them all and see each one waiting
+    rss_kib before;           // just before the first start
+    rss_kib after;            // once every one is waiting
+    bool hit_limit = false;   // stopped early: the RSS passed the limit
+    std::optional<store_delta> store;
+    std::size_t cached = 0;  // instances the engine holds in memory at the end
+};
+
+/// Starts `n` sagas of await_approval from `starters` client threads, and waits until each one
+/// is waiting for its signal (its transition to `waiting` committed). Stops starting once the
+/// RSS passes `rss_limit_kib` (checked every 1,024 starts).
+waiting_result start_waiting(environment& env, std::size_t n, std::size_t starters,
+                             std::size_t first_index, std::uint64_t rss_limit_kib) {
+    auto& eng = env.engine();
+    waiting_result out;
+    const auto waiting_before = env.observer().waiting.load();
+    const auto store_before = env.store_stats();
+    std::atomic<std::size_t> next{0};
+    std::atomic<std::size_t> started{0};
+    std::atomic<bool> stop{false};
+    std::atomic<bool> over_limit{false};
+    std::mutex failure_mutex;
+    std::optional<std::string> failure;
+    out.before = read_rss();
+    const auto t0 = steady::now();
+    auto client = [&] {
+        while (!stop.load(std::memory_order_relaxed)) {
+            const std::size_t i = next.fetch_add(1);
+            if (i >= n) return;
+            if (i % 1024 == 0 && read_rss().total > rss_limit_kib) {
+                over_limit = true;
+                stop = true;
+                return;
+            }
+            auto id = eng.start(waiting_saga_name, make_campaign(first_index + i, variant_kind::a));
+            if (!id) {
+                std::lock_guard lock(failure_mutex);
+                if (!failure) failure = fmt::format("start failed: {}", id.error().what());
+                stop = true;
+                return;
+            }
+            started.fetch_add(1, std::memory_order_relaxed);
+        }
+    };
+    std::vector<std::thread> clients;
+    clients.reserve(starters);
+    for (std::size_t k = 0; k < starters; ++k) clients.emplace_back(client);
+    for (auto& c : clients) c.join();
+    if (failure) throw bench_error(*failure);
+    out.started = started.load();
+    out.hit_limit = over_limit.load();
+    const auto target = waiting_before + out.started;
+    const auto deadline = steady::now() + run_time_limit;
+    while (env.observer().waiting.load() < target) {
+        if (steady::now() > deadline)
+            throw bench_error(fmt::format("only {} of {} sagas reached their wait within {} s",
+                                          env.observer().waiting.load() - waiting_before,
+                                          out.started, run_time_limit.count()));
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    out.seconds = std::chrono::duration<double>(steady::now() - t0).count();
+    out.after = read_rss();
+    out.store = delta_of(store_before, env.store_stats());
+    out.cached = eng.active_instances();
+    return out;
+}
+
+/// Runs `fn` in a child process and returns its result: every run of the waiting and reopen
+/// scenarios starts from a fresh heap, as a new process would (in one process, a run reuses the
+/// memory earlier runs freed, and its RSS hardly grows). Called with no other thread running.
+template <class Result, class Fn>
+Result in_child_process(Fn&& fn) {
+    static_assert(std::is_trivially_copyable_v<Result>);
+    int fds[2];
+    if (::pipe(fds) != 0) throw bench_error("cannot make a pipe for the child process");
+    std::fflush(stdout);
+    std::fflush(stderr);
+    const pid_t pid = ::fork();
+    if (pid < 0) throw bench_error("cannot fork the child process");
+    if (pid == 0) {
+        ::close(fds[0]);
+        int code = 0;
+        try {
+            const Result r = fn();
+            const char* p = reinterpret_cast<const char*>(&r);
+            std::size_t left = sizeof r;
+            while (left > 0) {
+                const auto w = ::write(fds[1], p, left);
+                if (w <= 0) {
+                    code = 1;
+                    break;
+                }
+                p += w;
+                left -= static_cast<std::size_t>(w);
+            }
+        } catch (const std::exception& e) {
+            fmt::print(stderr, "saga_bench: {}\n", e.what());
+            code = 1;
+        }
+        std::fflush(stderr);
+        ::_exit(code);
+    }
+    ::close(fds[1]);
+    Result r{};
+    char* p = reinterpret_cast<char*>(&r);
+    std::size_t got = 0;
+    while (got < sizeof r) {
+        const auto n = ::read(fds[0], p + got, sizeof r - got);
+        if (n <= 0) break;
+        got += static_cast<std::size_t>(n);
+    }
+    ::close(fds[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got != sizeof r)
+        throw bench_error("a measuring child process failed (see above)");
+    return r;
+}
+
+/// Warm-up of the waiting scenario: allocator arenas, thread stacks, SQLite's page cache.
+std::size_t waiting_warmup(std::size_t n) {
+    return std::clamp<std::size_t>(n / 20, 100, 2000);
+}
+
+struct waiting_row {
+    store_kind store;
+    std::size_t requested = 0;
+    std::size_t reached = 0;  // median of the runs; less than requested if the RSS limit hit
+    double rss_before_mib = 0;
+    double rss_after_mib = 0;
+    double bytes_per_instance = 0;       // VmRSS growth / instances
+    double anon_bytes_per_instance = 0;  // RssAnon growth / instances
+    double starts_per_s = 0;
+    bool hit_limit = false;
+    std::optional<double> row_writes_per_saga;
+    std::optional<double> transactions_per_saga;
+    std::optional<double> syncs_per_saga;
+};
+
+std::optional<double> median_or_none(const std::vector<double>& v) {
+    if (v.empty()) return std::nullopt;
+    return median(v);
+}
+
+waiting_row measure_waiting(const options& o, store_kind store) {
+    const std::size_t n = o.waiting;
+    const std::size_t warm = std::min(n, waiting_warmup(n));
+    const std::uint64_t limit_kib = static_cast<std::uint64_t>(o.rss_limit_mb) * 1024;
+    fmt::print(stderr, "  {} waiting: {} warm-up sagas, then {} measured, per run\n",
+               store_name(store), warm, n);
+    std::vector<double> reached, before_mib, after_mib, per, anon_per, rates, rows, txs, syncs;
+    bool hit_limit = false;
+    for (std::size_t run = 0; run < o.runs; ++run) {
+        const auto r = in_child_process<waiting_result>([&] {
+            environment env(store, o.workers);
+            (void)start_waiting(env, warm, o.starters, 0, limit_kib);
+            return start_waiting(env, n, o.starters, warm, limit_kib);
+        });
+        hit_limit = hit_limit || r.hit_limit;
+        const double count = static_cast<double>(std::max<std::size_t>(r.started, 1));
+        const auto grown = [&](std::uint64_t a, std::uint64_t b) {
+            return (static_cast<double>(b) - static_cast<double>(a)) * 1024.0 / count;
+        };
+        reached.push_back(static_cast<double>(r.started));
+        before_mib.push_back(static_cast<double>(r.before.total) / 1024.0);
+        after_mib.push_back(static_cast<double>(r.after.total) / 1024.0);
+        per.push_back(grown(r.before.total, r.after.total));
+        anon_per.push_back(grown(r.before.anon, r.after.anon));
+        rates.push_back(static_cast<double>(r.started) / r.seconds);
+        std::string store_line;
+        if (r.store) {
+            rows.push_back(static_cast<double>(r.store->row_writes) / count);
+            txs.push_back(static_cast<double>(r.store->transactions) / count);
+            syncs.push_back(static_cast<double>(r.store->syncs) / count);
+            store_line = fmt::format(
+                "; sqlite per saga: {:.1f} row writes, {:.2f} transactions, {:.2f} syncs",
+                rows.back(), txs.back(), syncs.back());
+        }
+        fmt::print(stderr,
+                   "  {} waiting run {}/{}: {} sagas waiting{} in {:.2f} s ({} started/s); "
+                   "VmRSS {:.1f} -> {:.1f} MiB: {:.0f} B per waiting instance (RssAnon {:.0f} "
+                   "B){}; engine caches {} instances\n",
+                   store_name(store), run + 1, o.runs, r.started,
+                   r.hit_limit ? fmt::format(" (stopped: RSS passed {} MB)", o.rss_limit_mb) : "",
+                   r.seconds, fmt_rate(rates.back()), before_mib.back(), after_mib.back(),
+                   per.back(), anon_per.back(), store_line, r.cached);
+    }
+    return waiting_row{store,
+                       n,
+                       static_cast<std::size_t>(median(reached)),
+                       median(before_mib),
+                       median(after_mib),
+                       median(per),
+                       median(anon_per),
+                       median(rates),
+                       hit_limit,
+                       median_or_none(rows),
+                       median_or_none(txs),
+                       median_or_none(syncs)};
+}
+
+struct reopen_row {
+    std::size_t instances = 0;
+    double file_mib = 0;
+    double create_seconds = 0;
+    double open_seconds = 0;            // sqlite_store::open, default options (quick_check on)
+    double open_unchecked_seconds = 0;  // sqlite_store::open, check_integrity = false
+    double engine_seconds = 0;          // engine made, definitions added, recovery run to idle
+    double engine_open_seconds = 0;     // of which engine.open() (the recovery scan)
+    double engine_cpu_seconds = 0;      // process CPU time while the engine got ready
+    double total_seconds = 0;           // store open + engine ready (median of the runs' sums)
+    double cached = 0;                  // instances the engine holds after recovery
+    double bytes_per_instance = 0;      // VmRSS growth from before the open to ready
+};
+
+#if defined(SAGA_BENCH_SQLITE)
+double file_mib(const std::filesystem::path& p) {
+    double total = 0;
+    for (const char* suffix : {"", "-wal"}) {
+        struct stat st {};
+        if (::stat((p.string() + suffix).c_str(), &st) == 0)
+            total += static_cast<double>(st.st_size);
+    }
+    return total / (1024.0 * 1024.0);
+}
+
+/// The figures of one reopen run (in a fresh process).
+struct reopen_run {
+    double open_seconds = 0;
+    double engine_seconds = 0;       // engine made, opened, recovery run to idle
+    double engine_open_seconds = 0;  // of which engine.open(): list and post each instance
+    double engine_cpu_seconds = 0;   // process CPU time over engine_seconds
+    double open_unchecked_seconds = 0;
+    std::size_t cached = 0;
+    double bytes_per_instance = 0;
+};
+
+/// Opens the store at `path` (default options, so quick_check runs), then an engine on it until
+/// its recovery is done; then, with both closed, the store again with check_integrity = false.
+reopen_run reopen_once(const options& o, const std::filesystem::path& path, std::size_t n) {
+    reopen_run out;
+    const auto rss0 = read_rss();
+    {
+        const auto t0 = steady::now();
+        auto s = saga::sqlite::sqlite_store::open({.path = path.string()});
+        if (!s) throw bench_error(fmt::format("cannot reopen the store: {}", s.error().what()));
+        const auto t1 = steady::now();
+        auto clock = std::make_shared<saga::system_clock>();
+        auto transport = std::make_shared<saga::inmemory::memory_transport>(clock);
+        saga::engine eng(s.value(), transport,
+                         saga::engine_options{.workers = o.workers, .clock = clock});
+        add_definitions(eng);
+        const auto cpu1 = process_cpu_seconds();
+        // engine.open() is the recovery scan: it lists the unfinished instances and posts one
+        // input to each; run_until_idle() then runs those inputs on this thread (each loads its
+        // instance) until nothing is left to do
+        if (auto r = eng.open(); !r)
+            throw bench_error(fmt::format("cannot open the engine: {}", r.error().what()));
+        const auto t_opened = steady::now();
+        (void)eng.run_until_idle();
+        const auto t2 = steady::now();
+        out.engine_cpu_seconds = process_cpu_seconds() - cpu1;
+        out.engine_open_seconds = std::chrono::duration<double>(t_opened - t1).count();
+        const auto rss1 = read_rss();
+        out.open_seconds = std::chrono::duration<double>(t1 - t0).count();
+        out.engine_seconds = std::chrono::duration<double>(t2 - t1).count();
+        out.cached = eng.active_instances();
+        out.bytes_per_instance =
+            (static_cast<double>(rss1.total) - static_cast<double>(rss0.total)) * 1024.0 /
+            static_cast<double>(std::max<std::size_t>(n, 1));
+        eng.stop();
+    }
+    const auto t0 = steady::now();
+    auto s = saga::sqlite::sqlite_store::open({.path = path.string(), .check_integrity = false});
+    if (!s) throw bench_error(fmt::format("cannot reopen the store: {}", s.error().what()));
+    out.open_unchecked_seconds = std::chrono::duration<double>(steady::now() - t0).count();
+    return out;
+}
+
+reopen_row measure_reopen(const options& o) {
+    const std::size_t n = o.waiting;
+    reopen_row out;
+    out.instances = n;
+    temp_db db;  // removes the file at the end
+    db.path = fresh_db_path();
+    fmt::print(stderr, "  sqlite reopen: starting {} waiting sagas on a fresh file\n", n);
+    out.create_seconds = in_child_process<double>([&] {
+        environment env(store_kind::sqlite, o.workers, db.path);
+        return start_waiting(env, n, o.starters, 0, std::numeric_limits<std::uint64_t>::max())
+            .seconds;
+    });  // engine stopped, store closed (the WAL checkpointed into the file)
+    out.file_mib = file_mib(db.path);
+    fmt::print(stderr, "  sqlite reopen: {} sagas waiting in {:.1f} s; the file has {:.1f} MiB\n",
+               n, out.create_seconds, out.file_mib);
+    std::vector<double> opens, unchecked, engines, engine_opens, cpus, totals, cached, per;
+    for (std::size_t run = 0; run < o.runs; ++run) {
+        const auto r = in_child_process<reopen_run>([&] { return reopen_once(o, db.path, n); });
+        opens.push_back(r.open_seconds);
+        unchecked.push_back(r.open_unchecked_seconds);
+        engines.push_back(r.engine_seconds);
+        engine_opens.push_back(r.engine_open_seconds);
+        totals.push_back(r.open_seconds + r.engine_seconds);
+        cpus.push_back(r.engine_cpu_seconds);
+        cached.push_back(static_cast<double>(r.cached));
+        per.push_back(r.bytes_per_instance);
+        fmt::print(stderr,
+                   "  sqlite reopen run {}/{}: {} waiting instances: store open {:.3f} s ({:.3f} s "
+                   "without quick_check), engine ready {:.3f} s (engine.open {:.3f} s; {:.3f} s of "
+                   "CPU), total {:.3f} s; engine caches {} instances, VmRSS +{:.0f} B per "
+                   "instance\n",
+                   run + 1, o.runs, n, r.open_seconds, r.open_unchecked_seconds, r.engine_seconds,
+                   r.engine_open_seconds, r.engine_cpu_seconds, r.open_seconds + r.engine_seconds,
+                   r.cached, r.bytes_per_instance);
+    }
+    out.open_seconds = median(opens);
+    out.open_unchecked_seconds = median(unchecked);
+    out.engine_seconds = median(engines);
+    out.engine_open_seconds = median(engine_opens);
+    out.total_seconds = median(totals);
+    out.engine_cpu_seconds = median(cpus);
+    out.cached = median(cached);
+    out.bytes_per_instance = median(per);
+    return out;
+}
+#endif
 
 row measure(const options& o, store_kind store, variant_kind v, scenario_kind sc) {
     const bool seq = sc == scenario_kind::sequential;
@@ -797,16 +1306,24 @@ row measure(const options& o, store_kind store, variant_kind v, scenario_kind sc
     const std::size_t inflight = seq ? 1 : o.inflight;
     // warm-up on the same engine (allocators, caches, the SQLite file and its WAL)
     const std::size_t warm =
-        seq ? std::clamp<std::size_t>(n / 4, 1, o.quick ? 10 : 50)
-            : std::clamp<std::size_t>(n / 5, std::min(n, 2 * inflight), o.quick ? 100 : 400);
+        o.warmup ? *o.warmup
+        : seq    ? std::clamp<std::size_t>(n / 4, 1, o.quick ? 10 : 50)
+                 : std::clamp<std::size_t>(n / 5, std::min(n, 2 * inflight), o.quick ? 100 : 400);
+    fmt::print(stderr, "  {} {} {}: {} warm-up sagas, then {} measured, per run\n",
+               store_name(store), v == variant_kind::a ? "A" : "B", scenario_name(sc), warm, n);
     std::vector<double> medians;
     std::vector<double> p99s;
     std::vector<double> rates;
     std::vector<double> transition_rates;
+    std::vector<double> rows_per_saga;
+    std::vector<double> tx_per_saga;
+    std::vector<double> syncs_per_saga;
     for (std::size_t run = 0; run < o.runs; ++run) {
         environment env(store, o.workers);
         std::size_t index = 0;
-        if (seq) {
+        if (warm == 0) {
+            // nothing
+        } else if (seq) {
             (void)run_sequential(env, v, warm, index);
         } else {
             (void)run_concurrent(env, v, warm, inflight, o.starters, index);
@@ -822,18 +1339,30 @@ row measure(const options& o, store_kind store, variant_kind v, scenario_kind sc
         p99s.push_back(p99);
         rates.push_back(rate);
         transition_rates.push_back(trate);
+        std::string store_line;
+        if (r.store) {
+            const auto per = [&](std::uint64_t x) {
+                return static_cast<double>(x) / static_cast<double>(r.sagas);
+            };
+            rows_per_saga.push_back(per(r.store->row_writes));
+            tx_per_saga.push_back(per(r.store->transactions));
+            syncs_per_saga.push_back(per(r.store->syncs));
+            store_line = fmt::format(
+                "; sqlite per saga: {:.1f} row writes, {:.2f} transactions, {:.2f} syncs",
+                rows_per_saga.back(), tx_per_saga.back(), syncs_per_saga.back());
+        }
         fmt::print(stderr,
                    "  {} {} {} run {}/{}: {} sagas in {:.3f} s, median {} ms, p99 {} ms, {} "
                    "sagas/s, {} transitions/s "
                    "({:.1f} transitions, {:.1f} history entries, {:.0f} us of CPU per saga, "
-                   "{:.0f}% of it system)\n",
+                   "{:.0f}% of it system{})\n",
                    store_name(store), v == variant_kind::a ? "A" : "B", scenario_name(sc), run + 1,
                    o.runs, r.sagas, r.seconds, fmt_ms(med), fmt_ms(p99), fmt_rate(rate),
                    fmt_rate(trate),
                    static_cast<double>(r.transitions) / static_cast<double>(r.sagas),
                    static_cast<double>(r.history_entries) / static_cast<double>(r.sagas),
                    r.cpu_seconds * 1e6 / static_cast<double>(r.sagas),
-                   r.cpu_seconds > 0 ? 100.0 * r.sys_seconds / r.cpu_seconds : 0.0);
+                   r.cpu_seconds > 0 ? 100.0 * r.sys_seconds / r.cpu_seconds : 0.0, store_line);
         fmt::print(stderr, "    (warm-up included) {}\n", env.diagnostics());
     }
     return row{store,
@@ -844,10 +1373,50 @@ row measure(const options& o, store_kind store, variant_kind v, scenario_kind sc
                median(medians),
                median(p99s),
                median(rates),
-               median(transition_rates)};
+               median(transition_rates),
+               median_or_none(rows_per_saga),
+               median_or_none(tx_per_saga),
+               median_or_none(syncs_per_saga)};
 }
 
 }  // namespace
+
+void print_waiting_table(const std::vector<waiting_row>& rows) {
+    if (rows.empty()) return;
+    fmt::print(
+        "| store | durability | waiting instances | reached | VmRSS before MiB | VmRSS after MiB | "
+        "RSS per waiting instance | RssAnon per instance | started/s | row writes/saga | "
+        "transactions/saga | syncs/saga |\n");
+    fmt::print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+    for (const auto& r : rows)
+        fmt::print(
+            "| {} | {} | {} | {}{} | {:.1f} | {:.1f} | {:.2f} KiB | {:.2f} KiB | {} | {} | {} | "
+            "{} |\n",
+            store_name(r.store), durability(r.store), r.requested, r.reached,
+            r.hit_limit ? " (RSS limit)" : "", r.rss_before_mib, r.rss_after_mib,
+            r.bytes_per_instance / 1024.0, r.anon_bytes_per_instance / 1024.0,
+            fmt_rate(r.starts_per_s), fmt_per_saga(r.row_writes_per_saga),
+            fmt_per_saga(r.transactions_per_saga), fmt_per_saga(r.syncs_per_saga));
+    fmt::print("\n");
+}
+
+void print_reopen_table(const std::vector<reopen_row>& rows) {
+    if (rows.empty()) return;
+    fmt::print(
+        "| store | non-terminal instances | file MiB | store open s | store open s, no "
+        "quick_check | engine ready s | of which engine.open s | engine CPU s | total s | cached "
+        "after recovery | RSS per recovered instance |\n");
+    fmt::print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+    for (const auto& r : rows)
+        fmt::print(
+            "| sqlite synchronous=FULL | {} | {:.1f} | {:.3f} | {:.3f} | {:.3f} | {:.3f} | {:.3f} "
+            "| "
+            "{:.3f} | {:.0f} | {:.2f} KiB |\n",
+            r.instances, r.file_mib, r.open_seconds, r.open_unchecked_seconds, r.engine_seconds,
+            r.engine_open_seconds, r.engine_cpu_seconds, r.total_seconds, r.cached,
+            r.bytes_per_instance / 1024.0);
+    fmt::print("\n");
+}
 
 int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
@@ -870,15 +1439,44 @@ int main(int argc, char** argv) {
                    "saga_bench: warning: this is a '{}' build, not Release; figures are not "
                    "representative\n",
                    SAGA_BENCH_BUILD_TYPE);
+    const auto has = [&](scenario_kind k) {
+        return std::find(o.scenarios.begin(), o.scenarios.end(), k) != o.scenarios.end();
+    };
+#if !defined(SAGA_BENCH_SQLITE)
+    if (has(scenario_kind::reopen)) {
+        fmt::print(stderr, "saga_bench: error: the reopen scenario needs saga::sqlite\n");
+        return 2;
+    }
+#endif
+    const bool has_sqlite =
+        std::find(o.stores.begin(), o.stores.end(), store_kind::sqlite) != o.stores.end();
+    if (has(scenario_kind::reopen) && !has_sqlite) {
+        fmt::print(stderr,
+                   "saga_bench: error: the reopen scenario is for --store sqlite (or all)\n");
+        return 2;
+    }
+    const std::string load_at_start = load_average();
     std::vector<row> rows;
+    std::vector<waiting_row> waiting_rows;
+    std::vector<reopen_row> reopen_rows;
     try {
         for (const auto store : o.stores)
             for (const auto v : o.variants)
-                for (const auto sc : o.scenarios) rows.push_back(measure(o, store, v, sc));
+                for (const auto sc : o.scenarios)
+                    if (sc == scenario_kind::sequential || sc == scenario_kind::concurrent)
+                        rows.push_back(measure(o, store, v, sc));
+        if (has(scenario_kind::waiting))
+            for (const auto store : o.stores) waiting_rows.push_back(measure_waiting(o, store));
+#if defined(SAGA_BENCH_SQLITE)
+        if (has(scenario_kind::reopen)) reopen_rows.push_back(measure_reopen(o));
+#endif
     } catch (const std::exception& e) {
         fmt::print(stderr, "saga_bench: {}\n", e.what());
         return 1;
     }
-    print_table(rows, o);
+    print_table(rows);
+    print_waiting_table(waiting_rows);
+    print_reopen_table(reopen_rows);
+    print_machine(o, load_at_start);
     return 0;
 }

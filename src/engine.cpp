@@ -1309,13 +1309,27 @@ void engine_impl::advance_once(instance& inst, tx& t) {
     }
     bool any_running = false;
     bool any_waiting = false;
+    std::vector<std::string> open_groups;
     for (const auto& [key, u] : st.units) {
-        if (u.status == step_status::running || u.status == step_status::retrying)
+        const node* n = item_index(key) ? nullptr : node_of(inst, key);
+        const bool group = n && (n->kind == node_kind::parallel || n->kind == node_kind::for_each);
+        if (u.status == step_status::running && group) open_groups.push_back(key);
+        if ((u.status == step_status::running || u.status == step_status::retrying) && !group)
             any_running = true;
         if (u.status == step_status::waiting) any_waiting = true;
     }
     if (st.forward_failed) {
-        if (!any_running) settle(inst, t, saga_status::failed, "saga_failed");
+        if (any_running) return;
+        // A group whose member failed past the pivot is not driven any more: it fails with the
+        // saga once nothing runs, so that the saga settles (it stayed `running` before).
+        for (const auto& key : open_groups) {
+            auto& g = st.units[key];
+            g.status = step_status::failed;
+            g.finished_at = t.now;
+            g.error = "a member failed";
+            history(inst, t, "step_failed", key, 0, json{{"error", g.error}});
+        }
+        settle(inst, t, saga_status::failed, "saga_failed");
         return;
     }
     const auto status = !any_running && any_waiting ? saga_status::waiting : saga_status::running;

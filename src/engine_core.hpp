@@ -24,8 +24,8 @@ public:
     virtual result<void> add_model(std::shared_ptr<const model> m) = 0;
     virtual result<std::string> start(std::string_view name, nlohmann::json data,
                                       start_options options) = 0;
-    virtual result<void> signal(std::string_view id, std::string_view name,
-                                nlohmann::json payload, std::string message_id = {}) = 0;
+    virtual result<void> signal(std::string_view id, std::string_view name, nlohmann::json payload,
+                                std::string message_id = {}) = 0;
     virtual result<instance_view> query(std::string_view id) = 0;
     virtual result<void> cancel(std::string_view id, std::string_view reason,
                                 const operator_note* note) = 0;

@@ -21,8 +21,8 @@
 #include <unordered_set>
 #include <vector>
 
-#include "engine_core.hpp"
 #include <saga/engine.hpp>
+#include "engine_core.hpp"
 
 #include "instance_state.hpp"
 
@@ -166,8 +166,7 @@ public:
     /// it. Terminal instances are refused; settled ones too unless `on_settled`.
     result<void> update_directly(std::string_view id, std::string_view what, std::string message_id,
                                  const direct_change& change, bool on_settled = false);
-    void add_waiter(const std::string& id,
-                    std::function<void(result<instance_view>)> fn) override;
+    void add_waiter(const std::string& id, std::function<void(result<instance_view>)> fn) override;
     result<void> schedule(schedule_options options) override;
     std::vector<blocked_instance> blocked() const override;
     void set_endpoint_policy(const std::string& endpoint, endpoint_policy policy) override;

@@ -22,10 +22,10 @@
 #include <saga/definition.hpp>
 #include <saga/endpoint_policy.hpp>
 #include <saga/error.hpp>
+#include <saga/journal_store.hpp>
 #include <saga/log.hpp>
 #include <saga/metrics.hpp>
 #include <saga/observer.hpp>
-#include <saga/journal_store.hpp>
 #include <saga/state_store.hpp>
 #include <saga/status.hpp>
 #include <saga/tracing.hpp>

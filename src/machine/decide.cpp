@@ -45,6 +45,12 @@ bool compensable(const node& n, std::string_view key) {
     return n.kind == node_kind::local || n.kind == node_kind::remote;
 }
 
+bool is_group(const context& c, std::string_view key) {
+    if (item_index(key)) return false;
+    const node* n = c.node_of(key);
+    return n && (n->kind == node_kind::parallel || n->kind == node_kind::for_each);
+}
+
 void settle(context& c, event_type type) {
     event e;
     e.type = type;
@@ -134,13 +140,26 @@ void advance_once(context& c) {
     }
     bool any_running = false;
     bool any_waiting = false;
+    std::vector<std::string> open_groups;
     for (const auto& [key, u] : st.units) {
-        if (u.status == step_status::running || u.status == step_status::retrying)
+        const bool group = is_group(c, key);
+        if (u.status == step_status::running && group) open_groups.push_back(key);
+        if ((u.status == step_status::running || u.status == step_status::retrying) && !group)
             any_running = true;
         if (u.status == step_status::waiting) any_waiting = true;
     }
     if (st.forward_failed) {
-        if (!any_running) settle(c, event_type::saga_failed);
+        if (any_running) return;
+        // A group whose member failed past the pivot is not driven any more (the saga has
+        // halted): it fails with the saga once nothing runs, so that the saga can settle.
+        for (const auto& key : open_groups) {
+            event e;
+            e.type = event_type::step_failed;
+            e.unit = key;
+            e.error = "a member failed";
+            c.emit(std::move(e));
+        }
+        settle(c, event_type::saga_failed);
         return;
     }
     set_status(c, !any_running && any_waiting ? saga_status::waiting : saga_status::running);

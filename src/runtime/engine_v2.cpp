@@ -202,9 +202,9 @@ public:
 
     result<void> signal(std::string_view id, std::string_view name, nlohmann::json payload,
                         std::string message_id) override {
-        return rt_->call(std::string(id), machine::signal_input{std::string(name),
-                                                                std::move(payload),
-                                                                std::move(message_id)});
+        return rt_->call(
+            std::string(id),
+            machine::signal_input{std::string(name), std::move(payload), std::move(message_id)});
     }
 
     result<instance_view> query(std::string_view id) override {
@@ -283,8 +283,7 @@ public:
 
     metrics_registry& metrics() override { return *metrics_; }
 
-    void add_waiter(const std::string& id,
-                    std::function<void(result<instance_view>)> fn) override {
+    void add_waiter(const std::string& id, std::function<void(result<instance_view>)> fn) override {
         rt_->when_settled(id, [this, id, fn = std::move(fn)](result<saga_status> s) {
             if (!s) {
                 fn(s.error());

@@ -364,8 +364,10 @@ void runtime::drain(const std::shared_ptr<actor>& a) {
             a->mailbox.clear();
             std::lock_guard lock(mutex_);
             actors_.erase(a->id);
-            for (auto& [in, done] : mailbox)
-                if (done) asio::post(*opts_.io, [done, error_for_all] { done(error_for_all); });
+            // (not a structured binding: clang 14 cannot capture one)
+            for (auto& entry : mailbox)
+                if (auto done = entry.second)
+                    asio::post(*opts_.io, [done, error_for_all] { done(error_for_all); });
             return;
         }
         resume_after_load(a, li.value());

@@ -250,3 +250,32 @@ TEST_CASE("a snapshot that is not one is refused with an error that says so", "[
         CHECK(r.error().message.find("snapshot") != std::string::npos);
     }
 }
+
+TEST_CASE("a branch step that fails for good after the pivot ends the saga failed", "[machine]") {
+    auto def = saga::definition_builder<order>("after_pivot_group", 1)
+                   .local("commit", [](order& o) { ++o.validated; })
+                   .pivot()
+                   .parallel("notify",
+                             [](saga::parallel_builder<order>& p) {
+                                 p.branch("mail").remote("mail", "mailer", [](const order&) {
+                                     return saga::command{"send", {}};
+                                 });
+                                 p.branch("sms").remote("sms", "sms", [](const order&) {
+                                     return saga::command{"send", {}};
+                                 });
+                             })
+                   .build()
+                   .value();
+    saga::test::machine_sim sim(def, order{});
+    sim.feed(sim.run_local(sim.locals[0]));
+    REQUIRE(sim.sent.size() == 2);
+    const auto mail = sim.sent[0].step == "mail" ? sim.sent[0] : sim.sent[1];
+    const auto sms = sim.sent[0].step == "mail" ? sim.sent[1] : sim.sent[0];
+    sim.feed(sim.reply_to(mail, reply_status::permanent_failure));
+    CHECK(sim.state().forward_failed);
+    CHECK(sim.state().status == saga_status::running);  // sms still runs
+    sim.feed(sim.reply_to(sms));
+    CHECK(sim.state().status == saga_status::failed);
+    CHECK(sim.state().units.at("notify").status == step_status::failed);
+    CHECK(sim.replay_matches());
+}

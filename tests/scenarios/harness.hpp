@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include <saga/inmemory/memory_store.hpp>
 #include <cstdlib>
+#include <saga/inmemory/memory_store.hpp>
 #include <string_view>
 
 #include <saga/inmemory/memory_journal_store.hpp>

@@ -286,6 +286,29 @@ TEST_CASE("after the pivot a failing step is retried forward and never compensat
     CHECK(!c);
 }
 
+TEST_CASE("a branch step that fails for good after the pivot leaves the saga failed, not running",
+          "[engine][pivot][parallel]") {
+    world w;
+    w.resource_service("mailer", "send", "unsend", fail_permanently("no such address"));
+    w.resource_service("sms", "send", "unsend");
+    definition_builder<trip> b("pivot_then_group", 1);
+    b.local("commit", [](trip&) {}).pivot().parallel("notify", [](parallel_builder<trip>& p) {
+        p.branch("mail").remote("mail", "mailer", [](const trip&) { return command{"send", {}}; });
+        p.branch("sms").remote("sms", "sms", [](const trip&) { return command{"send", {}}; });
+    });
+    auto d = std::move(b).build();
+    REQUIRE(d);
+    REQUIRE(w.eng->add(d.value()));
+    auto id = w.eng->start("pivot_then_group", trip{});
+    REQUIRE(id);
+    w.settle();
+    auto v = w.view(id.value());
+    CHECK(v.status == saga_status::failed);
+    CHECK(v.step("notify")->status == step_status::failed);
+    CHECK(v.step("sms")->status == step_status::completed);
+    CHECK(v.error.find("no such address") != std::string::npos);
+}
+
 TEST_CASE("cancelling a saga past its pivot is refused", "[engine][pivot][cancel]") {
     world w;
     definition_builder<trip> b("pivot_then_wait", 1);

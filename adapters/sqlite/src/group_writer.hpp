@@ -7,6 +7,7 @@
 // batch opens a fresh one (disk full, I/O errors leave nothing behind). Private to saga::sqlite.
 
 #include "sqlite_common.hpp"
+#include "sync_counting_vfs.hpp"
 
 #include <saga/error.hpp>
 #include <saga/sqlite/synchronous.hpp>
@@ -80,11 +81,15 @@ struct group_writer {
     std::atomic<std::uint64_t> largest_batch{0};
     std::atomic<std::uint64_t> failed_batches{0};
     std::atomic<std::uint64_t> reconnects{0};
-    /// rows inserted, updated or deleted by committed items, as `apply` counts them in
-    /// `item_rows` (a store that does not count leaves it 0)
+    /// transactions the writer committed (`batches - failed_batches`)
+    std::atomic<std::uint64_t> transactions{0};
+    /// rows inserted, updated or deleted by the items of committed transactions: SQLite's
+    /// change count (`sqlite3_total_changes64`) around each item's savepoint, for the items that
+    /// were not rolled back (an insert that conflicts and does nothing counts 0)
     std::atomic<std::uint64_t> row_writes{0};
-    /// set by `apply`: the rows the item being applied wrote
-    std::uint64_t item_rows = 0;
+    /// the syncs of this store's files (see sync_counting_vfs.hpp), and their count at open
+    std::shared_ptr<sync_counter> file_syncs;
+    std::uint64_t syncs_at_open = 0;
 
     // test access: `PRAGMA max_page_count` for the writer connection (0: none asked), applied by
     // the writer thread before its next transaction
@@ -114,6 +119,12 @@ struct group_writer {
     virtual void batch_done(std::size_t n, std::chrono::steady_clock::time_point began) {
         static_cast<void>(n);
         static_cast<void>(began);
+    }
+
+    /// `xSync` calls on the store's files (database, WAL, journal) by any connection of this
+    /// process since `open` (0 when the counting VFS could not be installed)
+    [[nodiscard]] std::uint64_t syncs() const noexcept {
+        return file_syncs ? file_syncs->syncs.load(std::memory_order_relaxed) - syncs_at_open : 0;
     }
 
     // ---- the writer ----
@@ -264,16 +275,21 @@ struct group_writer {
             for (std::size_t i = 0; i < n; ++i) {
                 Item& item = batch[i];
                 try {
+                    const sqlite3_int64 changes_before =
+                        sqlite3_total_changes64(writer_db->getHandle());
                     statement_use(txn->savepoint)->exec();
-                    item_rows = 0;
                     result<void> outcome = apply(item);
                     if (!outcome) {
                         statement_use(txn->rollback_to)->exec();
                         failures[i] = std::move(outcome).error();
-                    } else {
-                        rows += item_rows;
                     }
                     statement_use(txn->release)->exec();
+                    if (!failures[i]) {
+                        // rows this item changed (a rolled-back savepoint does not undo the
+                        // count, so a rolled-back item counts nothing)
+                        rows += static_cast<std::uint64_t>(
+                            sqlite3_total_changes64(writer_db->getHandle()) - changes_before);
+                    }
                 } catch (const std::exception& e) {
                     failures[i] = failure_of(path, describe(item), e);
                     if (!recover_savepoint()) {
@@ -314,6 +330,7 @@ struct group_writer {
         }
         commits.fetch_add(committed, std::memory_order_relaxed);
         if (!batch_error) {
+            transactions.fetch_add(1, std::memory_order_relaxed);
             row_writes.fetch_add(rows, std::memory_order_relaxed);
         }
         batches.fetch_add(1, std::memory_order_relaxed);

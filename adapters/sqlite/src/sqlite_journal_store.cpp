@@ -408,7 +408,6 @@ result<void> sqlite_journal_store::impl::apply(encoded_write& w) {
             bind_head(*s, *w.head);
             changed = s->exec();
         }
-        item_rows += static_cast<std::uint64_t>(changed);
         if (changed == 0) {
             bool exists = false;
             {
@@ -451,7 +450,6 @@ result<void> sqlite_journal_store::impl::apply(encoded_write& w) {
             if (changed == 0) {
                 return lock_held(*w.head);
             }
-            item_rows += static_cast<std::uint64_t>(changed);
         }
     }
     statement_use s(ws.insert_record);
@@ -463,7 +461,7 @@ result<void> sqlite_journal_store::impl::apply(encoded_write& w) {
     bind_int(*s, 6, w.released_through);
     bind_optional(*s, 7, w.data);
     bind_optional(*s, 8, w.snapshot);
-    item_rows += static_cast<std::uint64_t>(s->exec());
+    s->exec();
     return success();
 }
 
@@ -481,11 +479,11 @@ void sqlite_journal_store::impl::apply(const purge_request& p) {
         {
             statement_use s(writer->delete_records);
             bind_text(*s, 1, id);
-            item_rows += static_cast<std::uint64_t>(s->exec());
+            s->exec();
         }
         statement_use s(writer->delete_head);
         bind_text(*s, 1, id);
-        item_rows += static_cast<std::uint64_t>(s->exec());
+        s->exec();
     }
     *p.purged = ids.size();
 }
@@ -547,6 +545,8 @@ result<std::shared_ptr<sqlite_journal_store>> sqlite_journal_store::open(
         state->options = options;
         state->read_only = options.read_only;
         state->settings = file.settings;
+        state->file_syncs = std::move(file.syncs);
+        state->syncs_at_open = file.syncs_at_open;
 
         if (options.read_only) {
             stage = "open the read connection";
@@ -822,7 +822,9 @@ journal_store_stats sqlite_journal_store::stats() const {
             .largest_batch = impl_->largest_batch.load(std::memory_order_relaxed),
             .failed_batches = impl_->failed_batches.load(std::memory_order_relaxed),
             .reconnects = impl_->reconnects.load(std::memory_order_relaxed),
-            .row_writes = impl_->row_writes.load(std::memory_order_relaxed)};
+            .transactions = impl_->transactions.load(std::memory_order_relaxed),
+            .row_writes = impl_->row_writes.load(std::memory_order_relaxed),
+            .syncs = impl_->syncs()};
 }
 
 const std::string& sqlite_journal_store::path() const noexcept {

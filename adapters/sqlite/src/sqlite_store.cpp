@@ -639,6 +639,8 @@ result<std::shared_ptr<sqlite_store>> sqlite_store::open_(
         state->options = options;
         state->read_only = options.read_only;
         state->settings = file.settings;
+        state->file_syncs = std::move(file.syncs);
+        state->syncs_at_open = file.syncs_at_open;
         state->read_name = file.read_name;
 
         if (options.read_only) {
@@ -940,7 +942,10 @@ store_stats sqlite_store::stats() const {
             .batches = impl_->batches.load(std::memory_order_relaxed),
             .largest_batch = impl_->largest_batch.load(std::memory_order_relaxed),
             .failed_batches = impl_->failed_batches.load(std::memory_order_relaxed),
-            .reconnects = impl_->reconnects.load(std::memory_order_relaxed)};
+            .reconnects = impl_->reconnects.load(std::memory_order_relaxed),
+            .transactions = impl_->transactions.load(std::memory_order_relaxed),
+            .row_writes = impl_->row_writes.load(std::memory_order_relaxed),
+            .syncs = impl_->syncs()};
 }
 
 const std::string& sqlite_store::path() const noexcept {

@@ -216,6 +216,12 @@ result<opened_file> open_store_file(const file_options& options, const schema_sp
     opened_file f;
 
     std::string_view stage = "lock";
+    // before the first connection: every file of the store is opened through it
+    (void)install_sync_counting_vfs();
+    auto count_syncs_of = [&f](SQLite::Database& db) noexcept {
+        f.syncs = sync_counter_of(sqlite3_db_filename(db.getHandle(), "main"));
+        f.syncs_at_open = f.syncs ? f.syncs->syncs.load(std::memory_order_relaxed) : 0;
+    };
     try {
         // read-only, a lock file that cannot be created (a read-only directory) is no error:
         // nobody can delete the store there either
@@ -255,6 +261,7 @@ result<opened_file> open_store_file(const file_options& options, const schema_sp
                 f.read_name == path ? read_only_flags : read_only_flags | SQLITE_OPEN_URI;
             {
                 SQLite::Database db(f.read_name, f.read_flags, busy_ms);
+                count_syncs_of(db);
                 if (found.fresh) {
                     return error{errc::store_failure,
                                  about_file(path) +
@@ -290,6 +297,7 @@ result<opened_file> open_store_file(const file_options& options, const schema_sp
         f.writer_db =
             std::make_unique<SQLite::Database>(path, write_flags | SQLITE_OPEN_CREATE, busy_ms);
         SQLite::Database& db = *f.writer_db;
+        count_syncs_of(db);
         if (sqlite3_db_readonly(db.getHandle(), "main") == 1) {
             return error{errc::store_failure,
                          about_file(path) +

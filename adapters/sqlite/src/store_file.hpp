@@ -10,8 +10,11 @@
 #include <saga/sqlite/store_lock.hpp>
 #include <saga/sqlite/synchronous.hpp>
 
+#include "sync_counting_vfs.hpp"
+
 #include <SQLiteCpp/Database.h>
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
@@ -70,6 +73,10 @@ struct opened_file {
     std::string read_name;
     int read_flags = 0;
     connection_settings settings;
+    /// the syncs of the file (see sync_counting_vfs.hpp; null when the counting VFS is not in
+    /// place), and their count when it was opened
+    std::shared_ptr<sync_counter> syncs;
+    std::uint64_t syncs_at_open = 0;
 };
 
 /// Opens the store file as `sqlite_store::open` describes (every refusal names the file and

@@ -1,7 +1,8 @@
 // saga::sqlite::sqlite_journal_store beyond the contract: real files reopened, the schema as the
 // sqlite3 shell sees it, refusals (not ours, newer, version 1, damaged, in use, read-only),
-// group commit with many threads, one refused write among others in a batch, a failed
-// transaction (disk full) that fails each caller and loses nothing of the others'.
+// the counters (transactions, row writes, syncs), group commit with many threads, one refused
+// write among others in a batch, a failed transaction (disk full) that fails each caller and
+// loses nothing of the others'.
 #include "contract/journal_store_contract.hpp"
 
 #include "temp_store.hpp"
@@ -402,6 +403,43 @@ TEST_CASE("sqlite journal store: an open store holds its lock, and waits for an 
         {.path = file.str(), .busy_timeout = std::chrono::milliseconds{50}});
     REQUIRE_FALSE(opened);
     CHECK(opened.error() == errc::store_busy);
+}
+
+TEST_CASE(
+    "sqlite journal store: stats count committed transactions, row writes and the syncs of its "
+    "own file, as the state store's do",
+    "[sqlite][journal][stats]") {
+    temp_path full_file;
+    temp_path normal_file;
+    auto full = open_journal_store(full_file.str(), {.sync = sqlite::synchronous::full});
+    auto normal = open_journal_store(normal_file.str(), {.sync = sqlite::synchronous::normal});
+    CHECK(full->stats().transactions == 0);
+    CHECK(full->stats().row_writes == 0);
+    const std::uint64_t full_syncs = full->stats().syncs;
+    const std::uint64_t normal_syncs = normal->stats().syncs;
+
+    // one write at a time: each a transaction of its own, each syncing the WAL at FULL
+    constexpr std::uint64_t k = 6;
+    for (std::uint64_t i = 0; i < k; ++i) {
+        SAGA_JOURNAL_OK(full->commit(first_write("full-" + std::to_string(i))));  // head + record
+    }
+    CHECK(full->stats().transactions == k);
+    CHECK(full->stats().row_writes == 2 * k);
+    CHECK(full->stats().syncs >= full_syncs + k);
+    CHECK(normal->stats().syncs == normal_syncs);  // the other file was not touched
+
+    // a refused write commits an empty transaction and counts no rows
+    SAGA_JOURNAL_FAILS(full->commit(first_write("full-0")), errc::already_exists);
+    CHECK(full->stats().transactions == k + 1);
+    CHECK(full->stats().row_writes == 2 * k);
+
+    for (std::uint64_t i = 0; i < k; ++i) {
+        SAGA_JOURNAL_OK(normal->commit(first_write("normal-" + std::to_string(i))));
+    }
+    CHECK(normal->stats().transactions == k);
+    CHECK(normal->stats().row_writes == 2 * k);
+    // WAL at NORMAL syncs at checkpoints only (none for these few pages)
+    CHECK(normal->stats().syncs < normal_syncs + k);
 }
 
 TEST_CASE("sqlite journal store: many threads committing at once share transactions",

@@ -53,7 +53,8 @@ struct journal_store_options {
     bool check_integrity = true;
 };
 
-/// Group-commit figures since `open`.
+/// Group-commit figures and what they cost (transactions, rows, syncs) since `open`, with the
+/// same meaning as `store_stats`. Counted with relaxed atomics, always on.
 struct journal_store_stats {
     /// writes committed successfully
     std::uint64_t commits = 0;
@@ -65,9 +66,17 @@ struct journal_store_stats {
     std::uint64_t failed_batches = 0;
     /// times the writer closed its connection after a failed transaction and opened a fresh one
     std::uint64_t reconnects = 0;
-    /// table rows inserted, updated or deleted by committed writes and purges (heads and
-    /// journal rows; index entries are not counted)
+    /// transactions the writer committed (`batches - failed_batches`)
+    std::uint64_t transactions = 0;
+    /// table rows inserted, updated or deleted by the writes and purges of committed
+    /// transactions (heads and journal rows; index entries are not counted): SQLite's change
+    /// count, per write or purge; one that was rolled back, alone or with its transaction,
+    /// counts nothing
     std::uint64_t row_writes = 0;
+    /// `xSync` calls, each one fsync or fdatasync, on the store's database file, its WAL and
+    /// journal, by any connection of this process, since `open` (counted by a thin VFS over
+    /// SQLite's default one, registered at the first `open` of either store; see docs/sqlite.md)
+    std::uint64_t syncs = 0;
 };
 
 /// The SQLite journal store. Thread-safe.

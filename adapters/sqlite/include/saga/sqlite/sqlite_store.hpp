@@ -59,7 +59,8 @@ struct store_options {
     bool check_integrity = true;
 };
 
-/// Group-commit figures since `open`.
+/// Group-commit figures and what they cost (transactions, rows, syncs) since `open`. Counted with
+/// relaxed atomics, always on.
 struct store_stats {
     /// transitions committed successfully
     std::uint64_t commits = 0;
@@ -72,6 +73,16 @@ struct store_stats {
     /// times the writer closed its connection after a failed transaction (disk full, I/O error)
     /// and opened a fresh one
     std::uint64_t reconnects = 0;
+    /// transactions the writer committed (`batches - failed_batches`)
+    std::uint64_t transactions = 0;
+    /// rows inserted, updated or deleted by the transitions and acknowledgements of committed
+    /// transactions (SQLite's change count, per transition: one that was rolled back, alone or
+    /// with its transaction, counts nothing; an insert that conflicts and does nothing counts 0)
+    std::uint64_t row_writes = 0;
+    /// `xSync` calls, each one fsync or fdatasync, on the store's database file, its WAL and
+    /// journal, by any connection of this process, since `open` (counted by a thin VFS over
+    /// SQLite's default one, registered at the first `open`; see docs/sqlite.md)
+    std::uint64_t syncs = 0;
 };
 
 /// The SQLite state store. Thread-safe.
@@ -139,7 +150,7 @@ public:
     [[nodiscard]] result<bool> inbox_contains(std::string_view saga_id,
                                               std::string_view message_id) override;
 
-    /// Group-commit figures since `open`.
+    /// Group-commit figures and their cost (transactions, rows, syncs) since `open`.
     [[nodiscard]] store_stats stats() const;
     /// The file this store was opened on.
     [[nodiscard]] const std::string& path() const noexcept;
