@@ -8,7 +8,8 @@
 #
 # Usage: scripts/fuzz.sh [--seconds N] [--target NAME]...
 #   --seconds N    run each target for N seconds (default 30, for CI)
-#   --target NAME  run only this target (envelope, admin_api, aws_responses); may repeat
+#   --target NAME  run only this target (envelope, journal_codec, admin_api, aws_responses);
+#                  may repeat
 set -euo pipefail
 
 # shellcheck source=scripts/common.sh
@@ -27,7 +28,7 @@ while (($#)); do
             shift
             ;;
         -h | --help)
-            sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -37,7 +38,7 @@ while (($#)); do
     esac
     shift
 done
-((${#targets[@]})) || targets=(envelope aws_responses admin_api)
+((${#targets[@]})) || targets=(envelope journal_codec aws_responses admin_api)
 
 build="$SAGA_ROOT/build-fuzz"
 launcher=()

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <future>
+#include <memory>
 
 namespace saga {
 
@@ -45,9 +46,10 @@ result<void> check_journal_write(const journal_write& w) {
 }
 
 result<void> journal_store::commit(journal_write w) {
-    std::promise<result<void>> p;
-    auto f = p.get_future();
-    async_commit(std::move(w), [&p](result<void> r) { p.set_value(std::move(r)); });
+    // shared: the store's thread may still be inside set_value when get() returns here
+    auto p = std::make_shared<std::promise<result<void>>>();
+    auto f = p->get_future();
+    async_commit(std::move(w), [p](result<void> r) { p->set_value(std::move(r)); });
     return f.get();
 }
 

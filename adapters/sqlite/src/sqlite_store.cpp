@@ -3,7 +3,9 @@
 #include <saga/json_limits.hpp>
 #include <saga/sqlite/detail/schema.hpp>
 
-#include "sync_counting_vfs.hpp"
+#include "group_writer.hpp"
+#include "sqlite_common.hpp"
+#include "store_file.hpp"
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Exception.h>
@@ -12,10 +14,7 @@
 
 #include <algorithm>
 #include <atomic>
-#include <charconv>
-#include <condition_variable>
-#include <cstdio>
-#include <deque>
+#include <chrono>
 #include <exception>
 #include <filesystem>
 #include <future>
@@ -110,27 +109,21 @@ std::span<const migration> builtin_migrations() noexcept {
 
 namespace {
 
+using detail::about;
+using detail::about_file;
+using detail::bind_int;
+using detail::bind_text;
+using detail::column_text;
+using detail::guarded;
+using detail::other_error;
+using detail::read_only_flags;
+using detail::sqlite_error;
+using detail::statement_use;
+using detail::stored_value_error;
+using detail::sync_pragma;
+using detail::write_flags;
+
 // ---- small helpers --------------------------------------------------------------------------
-
-constexpr std::string_view meta_application_key = "application";
-constexpr std::string_view meta_application_value = "saga";
-constexpr std::string_view meta_version_key = "schema_version";
-
-/// "saga 'id': ", the start of every message about one saga (as in memory_store).
-std::string about(std::string_view id) {
-    std::string s = "saga '";
-    s.append(id);
-    s.append("': ");
-    return s;
-}
-
-/// "sqlite store 'path': ", the start of every message about the file.
-std::string about_file(std::string_view path) {
-    std::string s = "sqlite store '";
-    s.append(path);
-    s.append("': ");
-    return s;
-}
 
 bool holds_lock(const instance_record& r) noexcept {
     return r.exclusive && !r.correlation_key.empty() && !is_terminal(r.status);
@@ -147,133 +140,13 @@ time_point from_ms(std::int64_t ms) noexcept {
         std::chrono::duration_cast<time_point::duration>(std::chrono::milliseconds{ms})};
 }
 
-int to_int_ms(duration d) noexcept {
-    return static_cast<int>(
-        std::clamp<duration::rep>(d.count(), 0, std::numeric_limits<int>::max()));
-}
-
-/// What to do about a damaged store.
-std::string corrupt_remedy(std::string_view path) {
-    std::string s =
-        "restore the file from a backup, or save what can still be read with `sqlite3 '";
-    s.append(path);
-    s.append("' .recover | sqlite3 recovered.db`");
-    return s;
-}
-
-/// The error for a failed SQLite call: busy/locked is `store_busy` (retryable), anything else
-/// `store_failure`; the message names the file, what was being done and SQLite's reason.
-error sqlite_error(std::string_view path, std::string_view op, const SQLite::Exception& e) {
-    const int primary = e.getErrorCode() & 0xff;
-    const bool busy = primary == SQLITE_BUSY || primary == SQLITE_LOCKED;
-    std::string msg = about_file(path);
-    if (primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT) {
-        msg.append("the file is not a SQLite database or is corrupt (");
-        msg.append(op);
-        msg.append(": ");
-        msg.append(e.what());
-        msg.append(primary == SQLITE_CORRUPT ? "); " : ")");
-        if (primary == SQLITE_CORRUPT) {
-            msg.append(corrupt_remedy(path));
-        }
-        return {errc::store_failure, std::move(msg)};
-    }
-    msg.append(op);
-    msg.append(" failed: ");
-    msg.append(e.what());
-    if (primary == SQLITE_CANTOPEN) {
-        msg.append(" (check that the file and its directory exist and are writable)");
-    }
-    return {busy ? errc::store_busy : errc::store_failure, std::move(msg)};
-}
-
-/// The error for anything else that was thrown (allocation, a corrupt JSON column, ...).
-error other_error(std::string_view path, std::string_view op, const std::exception* e) noexcept {
-    try {
-        std::string msg = about_file(path);
-        msg.append(op);
-        msg.append(" failed: ");
-        msg.append(e != nullptr ? e->what() : "unknown exception");
-        return {errc::store_failure, std::move(msg)};
-    } catch (...) {
-        return error{errc::store_failure};
-    }
-}
-
-/// A JSON column that cannot be read back (not JSON, or past `stored_json_limits`), thrown by
-/// `column_json` and turned into its error by `guarded` (elsewhere it is a runtime_error).
-struct stored_json_error : std::runtime_error {
-    explicit stored_json_error(error e) : std::runtime_error(e.message), err(std::move(e)) {}
-    error err;
-};
-
-/// Runs `fn`, turning every exception into an error: nothing escapes the library.
-template <class Fn>
-auto guarded(std::string_view path, std::string_view op, Fn&& fn) noexcept -> decltype(fn()) {
-    try {
-        return fn();
-    } catch (const stored_json_error& e) {
-        try {
-            return error{e.err.code,
-                         about_file(path) + std::string(op) + " failed: " + e.err.message};
-        } catch (...) {
-            return error{e.err.code};
-        }
-    } catch (const SQLite::Exception& e) {
-        try {
-            return sqlite_error(path, op, e);
-        } catch (...) {
-            return error{errc::store_failure};
-        }
-    } catch (const std::exception& e) {
-        return other_error(path, op, &e);
-    } catch (...) {
-        return other_error(path, op, nullptr);
-    }
-}
-
-/// A cached statement in use: reset before (so it can be stepped again) and after (so a read
-/// does not keep its snapshot, and bound pointers do not outlive the call).
-class statement_use {
-public:
-    explicit statement_use(SQLite::Statement& s) noexcept : s_(s) { s_.tryReset(); }
-    ~statement_use() {
-        s_.tryReset();
-        try {
-            s_.clearBindings();
-        } catch (...) {  // NOLINT(bugprone-empty-catch): cannot fail on a prepared statement
-        }
-    }
-    statement_use(const statement_use&) = delete;
-    statement_use& operator=(const statement_use&) = delete;
-
-    SQLite::Statement* operator->() const noexcept { return &s_; }
-    SQLite::Statement& operator*() const noexcept { return s_; }
-
-private:
-    SQLite::Statement& s_;
-};
-
-/// Binds `text` as TEXT without copying; it must outlive the statement's use.
-void bind_text(SQLite::Statement& s, int index, const std::string& text) {
-    s.bindNoCopy(index, text);
-}
-
-void bind_int(SQLite::Statement& s, int index, std::int64_t value) {
-    s.bind(index, value);
-}
-
-std::string column_text(const SQLite::Statement& s, int index) {
-    return s.getColumn(index).getString();
-}
-
 /// Limits on JSON read back from the file: generous, since what the engine writes can nest a
 /// little deeper than the 64 levels its inputs may have (a reply payload inside the instance
 /// state), yet shallow enough that copying a value cannot overflow a stack. A file edited or
 /// corrupted past them is an error naming the saga and the column, never a crash.
 constexpr json_limits stored_json_limits{.max_depth = 512, .max_bytes = std::size_t{256} << 20};
 
-/// Column `index` as JSON; throws `stored_json_error` (`errc::limit_exceeded` past the limits,
+/// Column `index` as JSON; throws `stored_value_error` (`errc::limit_exceeded` past the limits,
 /// else `errc::store_failure`) with `owner` ("saga 'id': ") and the column's name.
 nlohmann::json column_json(const SQLite::Statement& s, int index, std::string_view owner) {
     const SQLite::Column c = s.getColumn(index);
@@ -283,25 +156,9 @@ nlohmann::json column_json(const SQLite::Statement& s, int index, std::string_vi
     if (!j) {
         const auto code =
             j.error() == errc::limit_exceeded ? errc::limit_exceeded : errc::store_failure;
-        throw stored_json_error(error{code, std::string(owner) + j.error().message});
+        throw stored_value_error(error{code, std::string(owner) + j.error().message});
     }
     return std::move(j).value();
-}
-
-std::int64_t query_int(SQLite::Database& db, const char* sql) {
-    SQLite::Statement s(db, sql);
-    if (!s.executeStep()) {
-        throw std::runtime_error(std::string("no result from '") + sql + "'");
-    }
-    return s.getColumn(0).getInt64();
-}
-
-std::string query_text(SQLite::Database& db, const char* sql) {
-    SQLite::Statement s(db, sql);
-    if (!s.executeStep()) {
-        throw std::runtime_error(std::string("no result from '") + sql + "'");
-    }
-    return s.getColumn(0).getString();
 }
 
 // ---- what the writer thread gets: a transition checked and encoded on the caller's thread -----
@@ -429,25 +286,14 @@ result<encoded_transition> encode(transition& t) {
 
 // ---- connections ------------------------------------------------------------------------------
 
-constexpr int write_flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
-constexpr int read_only_flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
-
-const char* sync_pragma(synchronous sync) noexcept {
-    return sync == synchronous::full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL";
-}
-
 constexpr const char* record_columns =
     "id, definition, definition_version, version, status, correlation_key, exclusive, data, "
     "state, created_at, updated_at";
 
 /// The writer thread's connection and its cached statements (the hot path).
+/// (The statements that frame a transaction are the group writer's.)
 struct writer_connection {
     SQLite::Database& db;
-    SQLite::Statement begin{db, "BEGIN IMMEDIATE"};
-    SQLite::Statement commit{db, "COMMIT"};
-    SQLite::Statement savepoint{db, "SAVEPOINT t"};
-    SQLite::Statement release{db, "RELEASE t"};
-    SQLite::Statement rollback_to{db, "ROLLBACK TO t"};
     SQLite::Statement insert_instance{
         db,
         "INSERT INTO instances (id, definition, definition_version, version, status, "
@@ -530,279 +376,63 @@ instance_record read_record(const SQLite::Statement& s) {
     return r;
 }
 
-// ---- opening: recognising, configuring and migrating the file ---------------------------------
-
-/// What `inspect` found in a file.
-struct file_state {
-    /// no schema at all: a new (or empty) file
-    bool fresh = false;
-    int version = 0;
-};
-
-/// Reads, without writing anything, whether the file is a saga store and at which version.
-/// Throws SQLite::Exception for a file SQLite cannot read (not a database, corrupt).
-result<file_state> inspect(SQLite::Database& db, std::string_view path) {
-    const std::int64_t app_id = query_int(db, "PRAGMA application_id");
-    bool any_object = false;
-    bool has_meta = false;
-    {
-        SQLite::Statement objects(db, "SELECT type, name FROM sqlite_master");
-        while (objects.executeStep()) {
-            any_object = true;
-            has_meta = has_meta || (column_text(objects, 0) == "table" &&
-                                    column_text(objects, 1) == "saga_meta");
-        }
-    }
-    if (!any_object && app_id == 0) {
-        return file_state{.fresh = true, .version = 0};
-    }
-    if (app_id != 0 && app_id != detail::application_id) {
-        char hex[16];
-        std::snprintf(hex, sizeof hex, "0x%08llx",
-                      static_cast<unsigned long long>(static_cast<std::uint32_t>(app_id)));
-        return error{errc::store_failure, about_file(path) +
-                                              "not a saga store: a SQLite database of another "
-                                              "application (application id " +
-                                              hex + ")"};
-    }
-    if (!has_meta) {
-        return error{errc::store_failure,
-                     about_file(path) +
-                         (any_object ? "not a saga store: a SQLite database with tables but no "
-                                       "saga_meta table"
-                                     : "a damaged saga store: it has saga's application id but "
-                                       "no schema")};
-    }
-    std::optional<std::string> application;
-    std::optional<std::string> version_text;
-    {
-        SQLite::Statement meta(db, "SELECT key, value FROM saga_meta");
-        while (meta.executeStep()) {
-            const std::string key = column_text(meta, 0);
-            if (key == meta_application_key) {
-                application = column_text(meta, 1);
-            } else if (key == meta_version_key) {
-                version_text = column_text(meta, 1);
-            }
-        }
-    }
-    if (application != meta_application_value) {
-        return error{errc::store_failure, about_file(path) +
-                                              "not a saga store: its saga_meta table has no '" +
-                                              std::string(meta_application_key) + "' = '" +
-                                              std::string(meta_application_value) + "' marker"};
-    }
-    int version = -1;
-    if (version_text) {
-        const char* first = version_text->data();
-        const char* last = first + version_text->size();
-        const auto [end, ec] = std::from_chars(first, last, version);
-        if (ec != std::errc{} || end != last || version < 0) {
-            version = -1;
-        }
-    }
-    if (version < 0) {
-        return error{errc::store_failure,
-                     about_file(path) + "malformed saga store: schema version '" +
-                         version_text.value_or("(missing)") + "' in saga_meta"};
-    }
-    return file_state{.fresh = false, .version = version};
-}
-
-/// True when `path`'s directory cannot be written and neither `-wal` nor `-shm` exists: SQLite
-/// cannot open a WAL-mode file there, and no writer can have it open (it would need those files).
-bool unwritable_wal_dir(const std::string& path) {
-    namespace fs = std::filesystem;
-    fs::path dir = fs::path(path).parent_path();
-    if (dir.empty()) {
-        dir = ".";
-    }
-    std::error_code ec;
-    return ::access(dir.c_str(), W_OK) != 0 && !fs::exists(path + "-wal", ec) &&
-           !fs::exists(path + "-shm", ec);
-}
-
-/// `file:<path>?immutable=1`, the path percent-encoded where a URI needs it.
-std::string immutable_uri(const std::string& path) {
-    std::string uri = "file:";
-    for (const char c : path) {
-        const auto byte = static_cast<unsigned char>(c);
-        if (c == '%' || c == '?' || c == '#' || byte < 0x20 || byte >= 0x7f) {
-            constexpr char hex[] = "0123456789abcdef";
-            uri += '%';
-            uri += hex[byte >> 4];
-            uri += hex[byte & 0xf];
-        } else {
-            uri += c;
-        }
-    }
-    return uri + "?immutable=1";
-}
-
-/// `PRAGMA quick_check`: every page of the file is read and its b-tree structure checked (not
-/// the indexes' agreement with their tables, which `integrity_check` adds at many times the
-/// cost). A damaged file is `errc::store_failure` naming what was found and what to do.
-result<void> check_integrity(SQLite::Database& db, std::string_view path) {
-    std::vector<std::string> found;
-    SQLite::Statement check(db, "PRAGMA quick_check(5)");
-    while (check.executeStep()) {
-        found.push_back(column_text(check, 0));
-    }
-    if (found.size() == 1 && found.front() == "ok") {
-        return success();
-    }
-    std::string msg = about_file(path) + "the file is damaged (PRAGMA quick_check found:";
-    for (const std::string& line : found) {
-        msg += " " + line + ";";
-    }
-    msg += ") ";
-    msg += corrupt_remedy(path);
-    return error{errc::store_failure, std::move(msg)};
-}
-
-error newer_schema(std::string_view path, int found, int latest) {
-    return {errc::invalid_state, about_file(path) + "written by schema version " +
-                                     std::to_string(found) + ", newer than this library's " +
-                                     std::to_string(latest) +
-                                     " (open it with a newer saga); the file was not changed"};
-}
-
-/// Brings the file to the last version of `migrations` in one transaction. Any failure rolls
-/// the whole migration back.
-result<void> migrate(SQLite::Database& db, std::string_view path,
-                     std::span<const detail::migration> migrations) {
-    const int latest = migrations.back().version;
-    db.exec("BEGIN IMMEDIATE");
-    try {
-        // again, inside the write lock: another process may have migrated meanwhile
-        auto state = inspect(db, path);
-        if (!state) {
-            db.exec("ROLLBACK");
-            return state.error();
-        }
-        if (state.value().version > latest) {
-            db.exec("ROLLBACK");
-            return newer_schema(path, state.value().version, latest);
-        }
-        if (state.value().fresh) {
-            db.exec("CREATE TABLE saga_meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)");
-            SQLite::Statement marker(db, "INSERT INTO saga_meta (key, value) VALUES (?1, ?2)");
-            marker.bind(1, std::string(meta_application_key));
-            marker.bind(2, std::string(meta_application_value));
-            marker.exec();
-            marker.reset();
-            marker.bind(1, std::string(meta_version_key));
-            marker.bind(2, std::string("0"));
-            marker.exec();
-            db.exec("PRAGMA application_id = " + std::to_string(detail::application_id));
-        }
-        for (const detail::migration& m : migrations) {
-            if (m.version <= state.value().version) {
-                continue;
-            }
-            try {
-                db.exec(std::string(m.sql));
-            } catch (const SQLite::Exception& e) {
-                db.exec("ROLLBACK");
-                error err = sqlite_error(
-                    path, "migration to schema version " + std::to_string(m.version), e);
-                err.message += "; the file was left at schema version " +
-                               std::to_string(state.value().version);
-                return err;
-            }
-        }
-        SQLite::Statement set_version(db, "UPDATE saga_meta SET value = ?1 WHERE key = ?2");
-        set_version.bind(1, std::to_string(latest));
-        set_version.bind(2, std::string(meta_version_key));
-        set_version.exec();
-        db.exec("COMMIT");
-    } catch (...) {
-        db.tryExec("ROLLBACK");
-        throw;
-    }
-    return success();
-}
-
 }  // namespace
 
 // ---- the store --------------------------------------------------------------------------------
 
-struct sqlite_store::impl {
-    // declared first, so released last: after every connection below is closed
+struct sqlite_store::impl final : detail::group_writer<work_item> {
+    // declared first, so released last: after every connection below is closed (the writer's
+    // is closed by the destructor)
     std::optional<store_lock> file_lock;
 
-    std::string path;
     store_options options;
     detail::connection_settings settings;
     bool read_only = false;
-    int busy_ms = 0;
     /// read-only: what the read connection opens (the path, or an immutable URI)
     std::string read_name;
 
-    // the writer connection: used by open, then only by the writer thread
-    std::unique_ptr<SQLite::Database> writer_db;
     std::unique_ptr<writer_connection> writer;
 
     std::mutex reader_mutex;
     std::unique_ptr<reader_connection> reader;
 
-    std::mutex queue_mutex;
-    std::condition_variable queue_cv;
-    std::deque<work_item> queue;
-    bool stopping = false;
-    std::thread::id writer_id;
-
-    std::atomic<std::uint64_t> commits{0};
-    std::atomic<std::uint64_t> batches{0};
-    std::atomic<std::uint64_t> largest_batch{0};
-    std::atomic<std::uint64_t> failed_batches{0};
-    std::atomic<std::uint64_t> reconnects{0};
-    std::atomic<std::uint64_t> transactions{0};
-    std::atomic<std::uint64_t> row_writes{0};
-    /// the syncs of this store's files (see sync_counting_vfs.hpp), and their count at open
-    std::shared_ptr<detail::sync_counter> sync_counter;
-    std::uint64_t syncs_at_open = 0;
     std::mutex metrics_mutex;
     std::shared_ptr<metrics_registry> metrics;
 
-    // test access: `PRAGMA max_page_count` for the writer connection (0: none asked), applied by
-    // the writer thread before its next transaction
-    std::atomic<std::int64_t> page_limit{0};
-    std::int64_t applied_page_limit = 0;
+    ~impl() override { drop_writer(); }
 
-    ~impl() { drop_writer(); }
-
-    /// Takes the sync counter of the file `db` is open on, and its count now.
-    void count_syncs_of(SQLite::Database& db) noexcept {
-        sync_counter = detail::sync_counter_of(sqlite3_db_filename(db.getHandle(), "main"));
-        syncs_at_open = sync_counter ? sync_counter->syncs.load(std::memory_order_relaxed) : 0;
+    void prepare_writer(SQLite::Database& db) override {
+        writer = std::make_unique<writer_connection>(db);
+    }
+    void release_writer() noexcept override { writer.reset(); }
+    result<void> apply(work_item& item) override {
+        if (auto* t = std::get_if<encoded_transition>(&item.what)) {
+            return apply(*t);
+        }
+        apply(std::get<ack_request>(item.what));
+        return success();
+    }
+    [[nodiscard]] std::string describe(const work_item& item) const override {
+        const auto* t = std::get_if<encoded_transition>(&item.what);
+        return t != nullptr ? "commit of saga '" + t->id + "'" : "ack_outbox";
+    }
+    [[nodiscard]] bool is_commit(const work_item& item) const noexcept override {
+        return std::holds_alternative<encoded_transition>(item.what);
+    }
+    void batch_done(std::size_t n, std::chrono::steady_clock::time_point began) override {
+        if (auto m = [&] {
+                std::lock_guard lock(metrics_mutex);
+                return metrics;
+            }()) {
+            m->observe("saga_store_batch_size", {}, static_cast<double>(n));
+            m->observe(
+                "saga_store_batch_seconds", {},
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
+        }
     }
 
-    /// Opens the writer connection (the file exists and is migrated) and prepares its
-    /// statements. Throws on failure.
-    void connect_writer() {
-        writer_db = std::make_unique<SQLite::Database>(path, write_flags, busy_ms);
-        writer_db->exec(sync_pragma(options.sync));
-        writer = std::make_unique<writer_connection>(*writer_db);
-        applied_page_limit = 0;
-    }
-    /// Closes the writer connection (statements first).
-    void drop_writer() noexcept {
-        writer.reset();
-        writer_db.reset();
-    }
-
-    /// Queues `item` for the writer (or runs it at once on the writer thread); `item.done` is
-    /// called whatever happens.
-    void submit(work_item item);
-    void stop();
-    void run();
-    void run_batch(std::vector<work_item>& batch);
     result<void> apply(encoded_transition& t);
     void apply(const ack_request& a);
-    /// After a statement failed inside transition savepoint: true when the savepoint could be
-    /// rolled back and the batch goes on; false when the whole transaction is gone.
-    bool recover_savepoint() noexcept;
 
     template <class T, class Fn>
     result<T> read(std::string_view op, Fn&& fn) noexcept {
@@ -812,228 +442,6 @@ struct sqlite_store::impl {
         });
     }
 };
-
-void sqlite_store::impl::submit(work_item item) {
-    bool notify = false;
-    {
-        std::unique_lock lock(queue_mutex);
-        if (std::this_thread::get_id() == writer_id) {
-            // from a handler, on the writer thread: no transaction is open, run it now (queueing
-            // it would deadlock a caller that waits for the outcome, e.g. `commit()`)
-            lock.unlock();
-            std::vector<work_item> one;
-            one.push_back(std::move(item));
-            run_batch(one);
-            return;
-        }
-        if (stopping) {
-            lock.unlock();
-            if (item.done) {
-                item.done(error{errc::shutting_down, about_file(path) + "the store is closing"});
-            }
-            return;
-        }
-        try {
-            queue.push_back(std::move(item));  // strong guarantee: `item` is intact on failure
-        } catch (const std::exception& e) {
-            lock.unlock();
-            if (item.done) {
-                item.done(other_error(path, "queue a commit", &e));
-            }
-            return;
-        }
-        notify = queue.size() == 1 || queue.size() == options.max_batch;
-    }
-    if (notify) {
-        queue_cv.notify_one();
-    }
-}
-
-void sqlite_store::impl::stop() {
-    {
-        std::lock_guard lock(queue_mutex);
-        stopping = true;
-    }
-    queue_cv.notify_one();
-}
-
-void sqlite_store::impl::run() {
-    std::vector<work_item> batch;
-    batch.reserve(std::min<std::size_t>(options.max_batch, 4096));
-    std::unique_lock lock(queue_mutex);
-    writer_id = std::this_thread::get_id();
-    for (;;) {
-        queue_cv.wait(lock, [&] { return stopping || !queue.empty(); });
-        if (queue.empty()) {
-            break;  // stopping, and everything queued has its outcome
-        }
-        if (options.max_delay.count() > 0 && queue.size() < options.max_batch && !stopping) {
-            queue_cv.wait_for(lock, options.max_delay,
-                              [&] { return stopping || queue.size() >= options.max_batch; });
-        }
-        const std::size_t n = std::min(queue.size(), options.max_batch);
-        for (std::size_t i = 0; i < n; ++i) {
-            batch.push_back(std::move(queue.front()));
-            queue.pop_front();
-        }
-        lock.unlock();
-        run_batch(batch);
-        batch.clear();
-        lock.lock();
-    }
-}
-
-bool sqlite_store::impl::recover_savepoint() noexcept {
-    if (sqlite3_get_autocommit(writer_db->getHandle()) != 0) {
-        return false;  // SQLite rolled the whole transaction back (I/O error, disk full, ...)
-    }
-    try {
-        statement_use(writer->rollback_to)->exec();
-        statement_use(writer->release)->exec();
-        return true;
-    } catch (...) {
-        return false;
-    }
-}
-
-void sqlite_store::impl::run_batch(std::vector<work_item>& batch) {
-    const std::size_t n = batch.size();
-    const auto began = std::chrono::steady_clock::now();
-    std::vector<std::optional<error>> failures(n);
-    std::optional<error> batch_error;
-    std::uint64_t row_changes = 0;  // counted when the transaction commits
-
-    auto failure_of = [this](std::string_view op, const std::exception& e) -> error {
-        if (const auto* se = dynamic_cast<const SQLite::Exception*>(&e)) {
-            return sqlite_error(path, op, *se);
-        }
-        return other_error(path, op, &e);
-    };
-
-    if (!writer) {
-        // the last transaction failed and its connection was closed: start afresh
-        try {
-            connect_writer();
-            reconnects.fetch_add(1, std::memory_order_relaxed);
-        } catch (const std::exception& e) {
-            drop_writer();
-            batch_error = failure_of("reopen the connection after a failed transaction", e);
-        }
-    }
-    if (!batch_error) {
-        try {
-            if (const auto limit = page_limit.load(); limit != applied_page_limit) {
-                writer_db->exec("PRAGMA max_page_count = " + std::to_string(limit));
-                applied_page_limit = limit;
-            }
-            statement_use(writer->begin)->exec();
-        } catch (const std::exception& e) {
-            batch_error = failure_of("begin transaction", e);
-        }
-    }
-    if (!batch_error) {
-        for (std::size_t i = 0; i < n; ++i) {
-            work_item& item = batch[i];
-            try {
-                const sqlite3_int64 changes_before =
-                    sqlite3_total_changes64(writer_db->getHandle());
-                statement_use(writer->savepoint)->exec();
-                result<void> outcome = success();
-                if (auto* t = std::get_if<encoded_transition>(&item.what)) {
-                    outcome = apply(*t);
-                } else {
-                    apply(std::get<ack_request>(item.what));
-                }
-                if (!outcome) {
-                    statement_use(writer->rollback_to)->exec();
-                    failures[i] = std::move(outcome).error();
-                }
-                statement_use(writer->release)->exec();
-                if (!failures[i]) {
-                    // rows this item changed (a rolled-back savepoint does not undo the count)
-                    row_changes += static_cast<std::uint64_t>(
-                        sqlite3_total_changes64(writer_db->getHandle()) - changes_before);
-                }
-            } catch (const std::exception& e) {
-                const auto* t = std::get_if<encoded_transition>(&item.what);
-                failures[i] =
-                    failure_of(t != nullptr ? "commit of saga '" + t->id + "'" : "ack_outbox", e);
-                if (!recover_savepoint()) {
-                    batch_error = failures[i];
-                    break;
-                }
-            }
-        }
-    }
-    if (!batch_error) {
-        try {
-            statement_use(writer->commit)->exec();
-        } catch (const std::exception& e) {
-            batch_error = failure_of("commit", e);
-        }
-    }
-    if (batch_error && writer_db) {
-        if (sqlite3_get_autocommit(writer_db->getHandle()) == 0) {
-            writer_db->tryExec("ROLLBACK");
-        }
-        // A lock held elsewhere leaves the connection as it was. Anything else (disk full, an
-        // I/O error) may leave SQLite's transaction or savepoint state behind, or a statement
-        // in an error state: close the connection, the next batch opens a fresh one.
-        if (*batch_error != errc::store_busy ||
-            sqlite3_get_autocommit(writer_db->getHandle()) == 0) {
-            drop_writer();
-        }
-    }
-
-    std::uint64_t committed = 0;
-    if (!batch_error) {
-        for (std::size_t i = 0; i < n; ++i) {
-            if (!failures[i] && std::holds_alternative<encoded_transition>(batch[i].what)) {
-                ++committed;
-            }
-        }
-    }
-    commits.fetch_add(committed, std::memory_order_relaxed);
-    batches.fetch_add(1, std::memory_order_relaxed);
-    if (!batch_error) {
-        transactions.fetch_add(1, std::memory_order_relaxed);
-        row_writes.fetch_add(row_changes, std::memory_order_relaxed);
-    }
-    if (auto m = [&] {
-            std::lock_guard lock(metrics_mutex);
-            return metrics;
-        }()) {
-        m->observe("saga_store_batch_size", {}, static_cast<double>(n));
-        m->observe("saga_store_batch_seconds", {},
-                   std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
-    }
-    if (batch_error) {
-        failed_batches.fetch_add(1, std::memory_order_relaxed);
-    }
-    std::uint64_t largest = largest_batch.load(std::memory_order_relaxed);
-    while (n > largest &&
-           !largest_batch.compare_exchange_weak(largest, n, std::memory_order_relaxed)) {
-    }
-
-    // outside every lock and transaction: a handler may commit again (see submit)
-    for (std::size_t i = 0; i < n; ++i) {
-        commit_handler& done = batch[i].done;
-        if (!done) {
-            continue;
-        }
-        try {
-            if (batch_error) {
-                done(*batch_error);
-            } else if (failures[i]) {
-                done(std::move(*failures[i]));
-            } else {
-                done(success());
-            }
-        } catch (
-            ...) {  // NOLINT(bugprone-empty-catch): a throwing handler must not stop the writer
-        }
-    }
-}
 
 result<void> sqlite_store::impl::apply(encoded_transition& t) {
     writer_connection& w = *writer;
@@ -1208,132 +616,41 @@ result<std::shared_ptr<sqlite_store>> sqlite_store::open_(
                                                      "; versions must be 1, 2, 3, ..."};
         }
     }
-    const int latest = migrations.back().version;
-    const int busy_ms = to_int_ms(options.busy_timeout);
+    const int busy_ms = detail::to_int_ms(options.busy_timeout);
 
-    std::string_view stage = "lock";
-    // before the first connection: every file of the store is opened through it
-    (void)detail::install_sync_counting_vfs();
+    SAGA_TRY(detail::opened_file file,
+             detail::open_store_file({.path = path,
+                                      .sync = options.sync,
+                                      .busy_timeout = options.busy_timeout,
+                                      .read_only = options.read_only,
+                                      .check_integrity = options.check_integrity,
+                                      .options_name = "store_options"},
+                                     {.migrations = migrations}));
+
+    std::string_view stage = "prepare statements";
     try {
         auto state = std::make_shared<impl>();
+        state->file_lock = std::move(file.lock);
         state->path = path;
+        state->sync = options.sync;
+        state->busy_ms = busy_ms;
+        state->max_batch = options.max_batch;
+        state->max_delay = options.max_delay;
         state->options = options;
         state->read_only = options.read_only;
-        state->busy_ms = busy_ms;
-        // read-only, a lock file that cannot be created (a read-only directory) is no error:
-        // nobody can delete the store there either
-        SAGA_TRY(auto lock, store_lock::shared(path, options.busy_timeout, options.read_only));
-        state->file_lock.emplace(std::move(lock));
+        state->settings = file.settings;
+        state->file_syncs = std::move(file.syncs);
+        state->syncs_at_open = file.syncs_at_open;
+        state->read_name = file.read_name;
 
         if (options.read_only) {
-            stage = "open";
-            std::error_code ec;
-            if (!std::filesystem::exists(path, ec)) {
-                return error{errc::store_failure,
-                             about_file(path) +
-                                 "no such file (a store opened read-only is not "
-                                 "created; check the path)"};
-            }
-            state->read_name = path;
-            auto opened = [&]() -> result<file_state> {
-                try {
-                    SQLite::Database db(path, read_only_flags, busy_ms);
-                    return inspect(db, path);
-                } catch (const SQLite::Exception& e) {
-                    // SQLITE_CANTOPEN, or SQLITE_READONLY when the -shm cannot be made
-                    const int primary = e.getErrorCode() & 0xff;
-                    if ((primary != SQLITE_CANTOPEN && primary != SQLITE_READONLY) ||
-                        !unwritable_wal_dir(path)) {
-                        throw;
-                    }
-                }
-                // WAL mode needs a -shm file, which this directory cannot hold; with no -wal
-                // and no -shm there, no process can be writing the store: read it as immutable
-                state->read_name = immutable_uri(path);
-                SQLite::Database db(state->read_name, read_only_flags | SQLITE_OPEN_URI, busy_ms);
-                return inspect(db, path);
-            };
-            SAGA_TRY(const file_state found, opened());
-            {
-                const int flags =
-                    state->read_name == path ? read_only_flags : read_only_flags | SQLITE_OPEN_URI;
-                SQLite::Database db(state->read_name, flags, busy_ms);
-                if (found.fresh) {
-                    return error{errc::store_failure,
-                                 about_file(path) +
-                                     "not a saga store: the database is empty "
-                                     "(a store opened read-only is not created)"};
-                }
-                if (found.version > latest) {
-                    return newer_schema(path, found.version, latest);
-                }
-                if (found.version < latest) {
-                    return error{errc::invalid_state,
-                                 about_file(path) + "written by schema version " +
-                                     std::to_string(found.version) +
-                                     ", older than this "
-                                     "library's " +
-                                     std::to_string(latest) +
-                                     ": open it read-write once to migrate it"};
-                }
-                state->settings.opened_at_version = found.version;
-                if (options.check_integrity) {
-                    stage = "check integrity";
-                    SAGA_TRY(check_integrity(db, path));
-                }
-                state->settings.journal_mode = query_text(db, "PRAGMA journal_mode");
-            }
             stage = "open the read connection";
-            state->reader = std::make_unique<reader_connection>(
-                state->read_name, busy_ms,
-                state->read_name == path ? read_only_flags : read_only_flags | SQLITE_OPEN_URI);
-            state->count_syncs_of(state->reader->db);
+            state->reader =
+                std::make_unique<reader_connection>(file.read_name, busy_ms, file.read_flags);
             return std::shared_ptr<sqlite_store>(new sqlite_store(state));
         }
 
-        stage = "open";
-        state->writer_db =
-            std::make_unique<SQLite::Database>(path, write_flags | SQLITE_OPEN_CREATE, busy_ms);
-        SQLite::Database& db = *state->writer_db;
-        state->count_syncs_of(db);
-        if (sqlite3_db_readonly(db.getHandle(), "main") == 1) {
-            return error{errc::store_failure,
-                         about_file(path) +
-                             "the file is read-only (a store needs to write it; "
-                             "open it with store_options::read_only to read it)"};
-        }
-
-        // recognise the file before changing anything in it
-        stage = "read the schema";
-        SAGA_TRY(const file_state found, inspect(db, path));
-        if (found.version > latest) {
-            return newer_schema(path, found.version, latest);
-        }
-        state->settings.opened_at_version = found.version;
-        if (options.check_integrity && !found.fresh) {
-            stage = "check integrity";
-            SAGA_TRY(check_integrity(db, path));
-        }
-
-        stage = "configure the connection";
-        const std::string journal = query_text(db, "PRAGMA journal_mode = WAL");
-        if (journal != "wal") {
-            return error{
-                errc::store_failure,
-                about_file(path) + "cannot switch to WAL mode (journal mode is '" + journal + "')"};
-        }
-        db.exec(sync_pragma(options.sync));
-
-        if (found.fresh || found.version < latest) {
-            stage = "migrate the schema";
-            SAGA_TRY(migrate(db, path, migrations));
-        }
-
-        state->settings.synchronous = query_int(db, "PRAGMA synchronous");
-        state->settings.journal_mode = query_text(db, "PRAGMA journal_mode");
-
-        stage = "prepare statements";
-        state->writer = std::make_unique<writer_connection>(db);
+        state->adopt_writer(std::move(file.writer_db));
         stage = "open the read connection";
         state->reader = std::make_unique<reader_connection>(path, busy_ms, write_flags);
         state->reader->db.exec(sync_pragma(options.sync));
@@ -1392,9 +709,9 @@ result<void> sqlite_store::remove(const store_lock& lock) {
             if (st.st_size > 0) {
                 // recognise the file (read only, and closed before anything is deleted)
                 SQLite::Database db(path, read_only_flags, 0);
-                auto found = [&]() -> result<file_state> {
+                auto found = [&]() -> result<detail::file_state> {
                     try {
-                        return inspect(db, path);
+                        return detail::inspect(db, path);
                     } catch (const SQLite::Exception& e) {
                         error err = sqlite_error(path, "read the schema", e);
                         return error{errc::store_failure, err.message};
@@ -1426,8 +743,7 @@ result<void> sqlite_store::remove(const store_lock& lock) {
 
 namespace {
 error read_only_error(std::string_view path) {
-    return {errc::invalid_state,
-            about_file(path) + "opened read-only (store_options::read_only): it cannot be written"};
+    return detail::read_only_error(path, "store_options");
 }
 }  // namespace
 
@@ -1629,10 +945,7 @@ store_stats sqlite_store::stats() const {
             .reconnects = impl_->reconnects.load(std::memory_order_relaxed),
             .transactions = impl_->transactions.load(std::memory_order_relaxed),
             .row_writes = impl_->row_writes.load(std::memory_order_relaxed),
-            .syncs = impl_->sync_counter
-                         ? impl_->sync_counter->syncs.load(std::memory_order_relaxed) -
-                               impl_->syncs_at_open
-                         : 0};
+            .syncs = impl_->syncs()};
 }
 
 const std::string& sqlite_store::path() const noexcept {

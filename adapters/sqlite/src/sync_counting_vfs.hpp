@@ -1,7 +1,8 @@
 #pragma once
 /// @file sync_counting_vfs.hpp
 /// A thin SQLite VFS over the default one (unix) that counts `xSync` calls, each one fsync or
-/// fdatasync, per database file. Private to saga::sqlite: `sqlite_store::stats().syncs` reads it.
+/// fdatasync, per database file. Private to saga::sqlite: both stores' `stats().syncs` read it
+/// (store_file.cpp installs it and takes the counter at open; group_writer.hpp keeps it).
 
 #include <atomic>
 #include <cstdint>

@@ -4,6 +4,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
@@ -21,6 +24,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <saga/journal_store.hpp>
+#include <saga/sqlite/sqlite_journal_store.hpp>
 #include <saga/sqlite/sqlite_store.hpp>
 #include <saga/state_store.hpp>
 
@@ -56,6 +61,53 @@ private:
     std::string path_;
 };
 
+/// A fresh directory under the temp directory, removed (with its content) at the end.
+class temp_dir {
+public:
+    temp_dir()
+        : path_(std::filesystem::temp_directory_path() /
+                ("saga-sqlite-dir-" + std::to_string(::getpid()) + "-" +
+                 std::to_string(std::random_device{}()))) {
+        std::filesystem::create_directories(path_);
+    }
+    ~temp_dir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path_, ec);
+    }
+    temp_dir(const temp_dir&) = delete;
+    temp_dir& operator=(const temp_dir&) = delete;
+    [[nodiscard]] std::string file(const std::string& name) const {
+        return (path_ / name).string();
+    }
+    [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
+
+private:
+    std::filesystem::path path_;
+};
+
+/// The number of a leaf page of table `table` (from SQLite's dbstat table).
+inline std::int64_t leaf_page_of(const std::string& path, const std::string& table, int which = 0) {
+    SQLite::Database db(path, SQLite::OPEN_READONLY);
+    SQLite::Statement q(db,
+                        "SELECT pageno FROM dbstat WHERE name = ?1 AND pagetype = 'leaf' "
+                        "ORDER BY pageno LIMIT 1 OFFSET ?2");
+    q.bind(1, table);
+    q.bind(2, which);
+    REQUIRE(q.executeStep());
+    return q.getColumn(0).getInt64();
+}
+
+/// Overwrites 64 bytes of page `page` (4096-byte pages), past its 8-byte header: the cell
+/// pointers of a leaf page, so that its cells point to nonsense, as a torn or rotten write does.
+inline void damage_page(const std::string& path, std::int64_t page) {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    REQUIRE(f);
+    f.seekp((page - 1) * 4096 + 8);
+    const std::string junk(64, '\xa5');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+    REQUIRE(f);
+}
+
 /// Opens a store on `path`, requiring success.
 inline std::shared_ptr<sqlite_store> open_store(const std::string& path,
                                                 store_options options = {}) {
@@ -72,6 +124,29 @@ inline std::shared_ptr<state_store> fresh_store(store_options options = {}) {
     std::shared_ptr<sqlite_store> store = open_store(path->str(), std::move(options));
     state_store* raw = store.get();
     return {raw, [store = std::move(store), path = std::move(path)](state_store*) mutable {
+                store.reset();  // closes the file first
+                path.reset();
+            }};
+}
+
+/// Opens a journal store on `path`, requiring success.
+inline std::shared_ptr<sqlite_journal_store> open_journal_store(
+    const std::string& path, journal_store_options options = {}) {
+    options.path = path;
+    auto opened = sqlite_journal_store::open(std::move(options));
+    INFO((opened ? std::string("opened") : opened.error().what()));
+    REQUIRE(opened);
+    return std::move(opened).value();
+}
+
+/// A fresh journal store on a fresh file, as a `journal_store`; the files go with the last
+/// reference.
+inline std::shared_ptr<journal_store> fresh_journal_store(journal_store_options options = {}) {
+    auto path = std::make_shared<temp_path>();
+    std::shared_ptr<sqlite_journal_store> store =
+        open_journal_store(path->str(), std::move(options));
+    journal_store* raw = store.get();
+    return {raw, [store = std::move(store), path = std::move(path)](journal_store*) mutable {
                 store.reset();  // closes the file first
                 path.reset();
             }};

@@ -28,37 +28,17 @@ using namespace saga::contract;
 using saga::sqlite::sqlite_store;
 using saga::sqlite::store_lock;
 using saga::sqlite::store_options;
+using saga::sqlite::test::damage_page;
 using saga::sqlite::test::file_bytes;
 using saga::sqlite::test::immutable_flag;
+using saga::sqlite::test::leaf_page_of;
 using saga::sqlite::test::open_store;
+using saga::sqlite::test::temp_dir;
 using saga::sqlite::test::temp_path;
 
 namespace fs = std::filesystem;
 
 namespace {
-
-/// A fresh directory under the temp directory, removed (with its content) at the end.
-class temp_dir {
-public:
-    temp_dir()
-        : path_(fs::temp_directory_path() / ("saga-sqlite-dir-" + std::to_string(::getpid()) + "-" +
-                                             std::to_string(std::random_device{}()))) {
-        fs::create_directories(path_);
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-    [[nodiscard]] std::string file(const std::string& name) const {
-        return (path_ / name).string();
-    }
-    [[nodiscard]] const fs::path& path() const noexcept { return path_; }
-
-private:
-    fs::path path_;
-};
 
 /// A closed store at `path` with `sagas` instances, each with `entries` history entries, a
 /// timer and an outbox message (the -wal is checkpointed into the file when it closes).
@@ -76,29 +56,6 @@ void fill_store(const std::string& path, int sagas, int entries) {
         t.inbox = {"in-" + id};
         SAGA_CONTRACT_OK(store->commit(t));
     }
-}
-
-/// The number of a leaf page of table `table` (from SQLite's dbstat table).
-std::int64_t leaf_page_of(const std::string& path, const std::string& table, int which = 0) {
-    SQLite::Database db(path, SQLite::OPEN_READONLY);
-    SQLite::Statement q(db,
-                        "SELECT pageno FROM dbstat WHERE name = ?1 AND pagetype = 'leaf' "
-                        "ORDER BY pageno LIMIT 1 OFFSET ?2");
-    q.bind(1, table);
-    q.bind(2, which);
-    REQUIRE(q.executeStep());
-    return q.getColumn(0).getInt64();
-}
-
-/// Overwrites 64 bytes of page `page` (4096-byte pages), past its 8-byte header: the cell
-/// pointers of a leaf page, so that its cells point to nonsense, as a torn or rotten write does.
-void damage_page(const std::string& path, std::int64_t page) {
-    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
-    REQUIRE(f);
-    f.seekp((page - 1) * 4096 + 8);
-    const std::string junk(64, '\xa5');
-    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
-    REQUIRE(f);
 }
 
 /// The saga ids of a store made by fill_store.

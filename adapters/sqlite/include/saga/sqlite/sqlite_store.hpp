@@ -22,6 +22,7 @@
 #include <saga/clock.hpp>
 #include <saga/error.hpp>
 #include <saga/sqlite/store_lock.hpp>
+#include <saga/sqlite/synchronous.hpp>
 #include <saga/state_store.hpp>
 
 namespace saga::sqlite {
@@ -30,15 +31,6 @@ namespace detail {
 struct migration;
 struct store_access;
 }  // namespace detail
-
-/// How hard a commit is pushed to the disk before its handler hears of it.
-enum class synchronous {
-    /// a committed transition survives power loss: the WAL is fsynced at every commit
-    full,
-    /// a committed transition survives a crash of the process, but the last commits may be lost
-    /// on power loss or an OS crash (the WAL is fsynced at checkpoints only)
-    normal,
-};
 
 /// Options of `sqlite_store::open`.
 struct store_options {
