@@ -126,13 +126,11 @@ inline std::vector<std::string> lines_of(const std::vector<history_entry>& h) {
 /// The metric lines both runs make from histories (not the runtime's own figures: commit and
 /// release times, gauges; nor the new counter of ignored inputs).
 inline std::vector<std::string> metric_lines(const metrics_registry& m) {
-    static const std::vector<std::string> runtime_families{"saga_transition_commit_seconds",
-                                                           "saga_outbox_lag_seconds",
-                                                           "saga_instances_in_flight",
-                                                           "saga_outbox_unreleased",
-                                                           "saga_circuit_state",
-                                                           "saga_replies_ignored_total",
-                                                           "saga_store_"};
+    static const std::vector<std::string> runtime_families{
+        "saga_transition_commit_seconds", "saga_outbox_lag_seconds", "saga_instances_in_flight",
+        "saga_outbox_unreleased", "saga_circuit_state", "saga_replies_ignored_total", "saga_store_",
+        // the transport's own (dead letters)
+        "saga_messages_"};
     std::vector<std::string> out;
     std::string text = m.prometheus_text();
     std::size_t pos = 0;
