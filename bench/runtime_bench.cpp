@@ -1,7 +1,7 @@
 // runtime_bench: the core v2 runtime (src/runtime, on the pure machine) alone, on the
-// campaign-shaped saga of saga_bench (variant A), over the in-memory journal store and
-// transport, on one thread with the virtual clock. It answers one question early: how many
-// instructions a saga costs in the new core, before the engine runs on it.
+// campaign-shaped saga of saga_bench (campaign_saga.hpp, variant A), over the in-memory journal
+// store and transport, on one thread with the virtual clock. It answers one question early: how
+// many instructions a saga costs in the new core, before the engine runs on it.
 //
 //   runtime_bench [--sagas N] [--inflight N]
 //
@@ -17,91 +17,17 @@
 #include <string>
 #include <string_view>
 
-#include <saga/definition.hpp>
 #include <saga/inmemory/memory_journal_store.hpp>
 #include <saga/inmemory/memory_transport.hpp>
 #include <saga/participant.hpp>
 
+#include "campaign_saga.hpp"
 #include "runtime/runtime.hpp"
-
-namespace bench {
-
-struct campaign {
-    std::string campaign_id;
-    std::int64_t budget = 0;
-    bool validated = false;
-    std::string reservation;
-    std::string feed;
-    std::map<std::string, std::string> ads;
-    std::string activation;
-    bool announced = false;
-};
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(campaign, campaign_id, budget, validated,
-                                                reservation, feed, ads, activation, announced)
-
-}  // namespace bench
 
 namespace {
 
 using bench::campaign;
-using json = nlohmann::json;
-constexpr std::string_view platforms[] = {"google", "instagram", "tiktok", "snapchat"};
-
-std::string id_of(const json& reply) {
-    return reply.value("id", std::string());
-}
-
-saga::definition<campaign> publish_campaign() {
-    saga::definition_builder<campaign> b("publish_campaign", 1);
-    b.local("validate",
-            [](campaign& c) -> saga::result<void> {
-                if (c.budget <= 0) return saga::permanent_error("budget must be positive");
-                c.validated = true;
-                return saga::success();
-            })
-        .compensate([](campaign& c) { c.validated = false; })
-        .remote("reserve_budget", "budget",
-                [](const campaign& c) {
-                    return saga::command{"reserve",
-                                         {{"campaign", c.campaign_id}, {"amount", c.budget}}};
-                })
-        .on_reply([](campaign& c, const json& r) { c.reservation = id_of(r); })
-        .compensate_remote("budget",
-                           [](const campaign& c) {
-                               return saga::command{"release", {{"id", c.reservation}}};
-                           })
-        .remote("ensure_feed", "feeds",
-                [](const campaign& c) {
-                    return saga::command{"ensure", {{"campaign", c.campaign_id}}};
-                })
-        .on_reply([](campaign& c, const json& r) { c.feed = id_of(r); })
-        .parallel(
-            "submit",
-            [](saga::parallel_builder<campaign>& p) {
-                for (const auto platform : platforms) {
-                    const std::string name(platform);
-                    p.branch(name)
-                        .remote("submit_" + name, name,
-                                [](const campaign& c) {
-                                    return saga::command{
-                                        "submit", {{"campaign", c.campaign_id}, {"feed", c.feed}}};
-                                })
-                        .on_reply([name](campaign& c, const json& r) { c.ads[name] = id_of(r); })
-                        .compensate_remote(name, [name](const campaign& c) {
-                            const auto it = c.ads.find(name);
-                            return saga::command{"withdraw",
-                                                 {{"ad", it == c.ads.end() ? "" : it->second}}};
-                        });
-                }
-            })
-        .remote("activate", "campaigns",
-                [](const campaign& c) {
-                    return saga::command{"activate", {{"campaign", c.campaign_id}}};
-                })
-        .on_reply([](campaign& c, const json& r) { c.activation = id_of(r); })
-        .local("announce", [](campaign& c) { c.announced = true; });
-    return std::move(b).build().value();
-}
+using bench::platforms;
 
 long arg(int argc, char** argv, std::string_view name, long fallback) {
     for (int i = 1; i + 1 < argc; ++i)
@@ -121,7 +47,7 @@ int main(int argc, char** argv) {
     auto rt = saga::runtime::runtime::create(
                   {.store = store, .transport = transport, .clock = clock.get(), .io = &io})
                   .value();
-    if (!rt->add(publish_campaign().model()) || !rt->open()) return 1;
+    if (!rt->add(bench::publish_campaign().value().model()) || !rt->open()) return 1;
 
     std::vector<std::unique_ptr<saga::participant>> participants;
     auto answer = [&](const std::string& endpoint, std::initializer_list<const char*> types) {

@@ -13,6 +13,7 @@
 
 #include "engine_impl.hpp"
 #include "runtime/engine_v2.hpp"
+#include "step_views.hpp"
 
 namespace saga {
 namespace detail {
@@ -63,15 +64,7 @@ std::string item_key(const std::string& name, std::size_t i) {
     return fmt::format("{}[{}]", name, i);
 }
 
-bool is_open(step_status s) {
-    return s == step_status::running || s == step_status::retrying || s == step_status::waiting ||
-           s == step_status::compensating;
-}
-
-bool is_done(step_status s) {
-    return s == step_status::completed || s == step_status::skipped || s == step_status::failed ||
-           s == step_status::compensated || s == step_status::compensation_failed;
-}
+using machine::is_done;
 
 progress progress_of(step_status s) {
     switch (s) {
@@ -111,17 +104,6 @@ void index_steps(compiled_definition& c, const std::vector<node>& steps, bool& p
         }
         if (n.pivot) pivot_seen = true;
     }
-}
-
-std::string_view kind_name(const node& n) {
-    switch (n.kind) {
-        case node_kind::local: return "local";
-        case node_kind::remote: return "remote";
-        case node_kind::wait: return "wait";
-        case node_kind::parallel: return "parallel";
-        case node_kind::for_each: return "for_each";
-    }
-    return "unknown";
 }
 
 bool compensable(const node& n, std::string_view key) {
@@ -165,10 +147,6 @@ engine_impl::engine_impl(std::shared_ptr<state_store> store, std::shared_ptr<tra
     if (options_.workers == 0) options_.workers = 1;
     lifeline_->engine = this;
     init_telemetry();
-    metrics_->describe("saga_replies_ignored_total", metric_type::counter,
-                       "Replies the engine could not use (forged or stale), by reason: "
-                       "unknown_saga, finished, unknown_step, unknown_attempt, not_waiting, "
-                       "duplicate");
     if (transport_) transport_->set_metrics(metrics_);  // saga_messages_dead_lettered_total
 }
 
@@ -2043,70 +2021,8 @@ instance_view engine_impl::make_view(const instance_record& record,
     v.error = state.error;
     v.created_at = record.created_at;
     v.updated_at = record.updated_at;
-    std::size_t total = 0;
-    std::size_t settled = 0;
-    auto unit_view = [&](const std::string& key, std::string kind) {
-        step_view s;
-        s.name = key;
-        s.kind = std::move(kind);
-        if (auto it = state.units.find(key); it != state.units.end()) {
-            const auto& u = it->second;
-            s.status = u.status;
-            s.attempts = u.attempts;
-            s.compensation_attempts = u.compensation_attempts;
-            s.error = u.error;
-            s.started_at = u.started_at;
-            s.finished_at = u.finished_at;
-        }
-        return s;
-    };
-    auto count = [&](step_status s) {
-        ++total;
-        if (is_done(s)) ++settled;
-        if (is_open(s)) return true;
-        return false;
-    };
-    std::function<void(const std::vector<node>&)> walk = [&](const std::vector<node>& steps) {
-        for (const auto& n : steps) {
-            auto s = unit_view(n.name, std::string(kind_name(n)));
-            if (n.kind == node_kind::for_each) {
-                auto it = state.units.find(n.name);
-                if (it != state.units.end() && it->second.items) {
-                    const auto& items = *it->second.items;
-                    s.items_total = items.size();
-                    for (std::size_t i = 0; i < items.size(); ++i) {
-                        auto iv = unit_view(item_key(n.name, i), "item");
-                        if (iv.status == step_status::completed ||
-                            iv.status == step_status::compensated)
-                            ++s.items_completed;
-                        if (iv.status == step_status::failed) ++s.items_failed;
-                        s.items.push_back({i, items[i], iv.status, iv.attempts, iv.error});
-                        if (count(iv.status)) v.current_steps.push_back(iv.name);
-                    }
-                    if (items.empty()) count(s.status);
-                } else if (count(s.status)) {
-                    v.current_steps.push_back(n.name);
-                }
-            } else if (n.kind != node_kind::parallel) {
-                if (count(s.status)) v.current_steps.push_back(n.name);
-            }
-            v.steps.push_back(std::move(s));
-            for (const auto& b : n.branches) walk(b.steps);
-        }
-    };
     auto def = find_definition(record.definition, record.definition_version);
-    if (def) {
-        walk(def->m->steps);
-    } else {
-        for (const auto& [key, u] : state.units) {
-            auto s = unit_view(key, "unknown");
-            if (count(s.status)) v.current_steps.push_back(key);
-            v.steps.push_back(std::move(s));
-        }
-    }
-    v.percent_complete = is_terminal(record.status) || total == 0
-                             ? 100.0
-                             : 100.0 * static_cast<double>(settled) / static_cast<double>(total);
+    describe_steps(v, def ? &def->m->steps : nullptr, state.units, record.status);
     return v;
 }
 

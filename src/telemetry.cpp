@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 
 #include "engine_impl.hpp"
+#include "telemetry/core_metrics.hpp"
+#include "telemetry/levels.hpp"
 
 namespace saga::detail {
 
@@ -14,35 +16,8 @@ std::string_view base_of(std::string_view key) {
     return pos == std::string_view::npos ? key : key.substr(0, pos);
 }
 
-/// The level a history event is logged at.
-log_level level_of(std::string_view event) {
-    if (event == "saga_failed" || event == "saga_compensation_failed" ||
-        event == "compensation_failed")
-        return log_level::error;
-    if (event == "step_failed" || event == "step_timed_out" ||
-        event == "compensation_attempt_failed" || event == "forward_failed" ||
-        event == "compensation_started" || event == "wait_deadline_passed" ||
-        event == "saga_paused" || event == "operator_retry" ||
-        event == "step_skipped_by_operator" || event == "compensation_skipped" ||
-        event == "lock_released" || event == "cancel_requested")
-        return log_level::warn;
-    if (event == "saga_started" || event == "saga_completed" || event == "saga_compensated" ||
-        event == "saga_cancelled" || event == "step_completed" || event == "step_compensated" ||
-        event == "retry_scheduled" || event == "signal_received" || event == "saga_resumed" ||
-        event == "pivot_passed")
-        return log_level::info;
-    return log_level::debug;
-}
-
-/// The terminal (or operator-waiting) status a saga-level event ends in, if it is one.
-std::optional<saga_status> ending_of(std::string_view event) {
-    if (event == "saga_completed") return saga_status::completed;
-    if (event == "saga_compensated") return saga_status::compensated;
-    if (event == "saga_cancelled") return saga_status::cancelled;
-    if (event == "saga_failed") return saga_status::failed;
-    if (event == "saga_compensation_failed") return saga_status::compensation_failed;
-    return std::nullopt;
-}
+using saga::telemetry::ending_of;
+using saga::telemetry::level_of;
 
 template <class D>
 double seconds(D d) {
@@ -54,63 +29,39 @@ double seconds(D d) {
 void engine_impl::init_telemetry() {
     metrics_ = options_.metrics ? options_.metrics : std::make_shared<metrics_registry>();
     log_ = options_.log_sink ? options_.log_sink : std::make_shared<json_lines_sink>(stderr);
-    auto& m = *metrics_;
-    m.describe("saga_instances_started_total", metric_type::counter,
-               "Saga instances started, by definition");
-    m.describe("saga_instances_ended_total", metric_type::counter,
-               "Saga instances that ended (completed, compensated, cancelled) or stopped for an "
-               "operator (failed, compensation_failed), by definition and status");
-    m.describe("saga_step_duration_seconds", metric_type::histogram,
-               "Time from a step's first attempt to its outcome, by definition, step and outcome");
-    m.describe("saga_step_retries_total", metric_type::counter,
-               "Step attempts scheduled again after a transient failure");
-    m.describe("saga_step_timeouts_total", metric_type::counter, "Step attempts that timed out");
-    m.describe("saga_compensations_total", metric_type::counter,
-               "Compensations by definition, step and outcome (compensated, failed)");
-    m.describe("saga_operator_actions_total", metric_type::counter,
-               "Operator actions recorded in sagas' histories, by action");
-    m.describe("saga_transition_commit_seconds", metric_type::histogram,
-               "Time from handing a transition to the store until it is durable");
-    m.describe("saga_outbox_lag_seconds", metric_type::histogram,
-               "Time from a message's transition being durable until the transport accepted it");
-    m.gauge_callback("saga_instances_in_flight", "Saga instances cached and not settled",
-                     [life = lifeline_] {
-                         std::vector<std::pair<metric_labels, double>> out;
-                         with_engine(life, [&](engine_impl& self) {
-                             out.push_back({{}, static_cast<double>(self.active_instances())});
-                         });
-                         return out;
-                     });
-    m.gauge_callback(
-        "saga_outbox_unreleased",
-        "Messages durable in the outbox and not yet accepted by the transport", [life = lifeline_] {
-            std::vector<std::pair<metric_labels, double>> out;
-            with_engine(life, [&](engine_impl& self) {
-                out.push_back({{}, static_cast<double>(self.outbox_in_flight_.load())});
-            });
-            return out;
+    saga::telemetry::describe_core_metrics(*metrics_);
+    saga::telemetry::gauge_sources g;
+    g.in_flight = [life = lifeline_] {
+        double n = 0;
+        with_engine(life,
+                    [&](engine_impl& self) { n = static_cast<double>(self.active_instances()); });
+        return n;
+    };
+    g.outbox_unreleased = [life = lifeline_] {
+        double n = 0;
+        with_engine(life, [&](engine_impl& self) {
+            n = static_cast<double>(self.outbox_in_flight_.load());
         });
-    m.gauge_callback("saga_circuit_state",
-                     "Circuit breaker state by endpoint: 0 closed, 1 half open, 2 open",
-                     [life = lifeline_] {
-                         std::vector<std::pair<metric_labels, double>> out;
-                         with_engine(life, [&](engine_impl& self) {
-                             std::vector<std::string> names;
-                             {
-                                 std::lock_guard lock(self.mutex_);
-                                 for (const auto& [name, rt] : self.endpoints_)
-                                     names.push_back(name);
-                             }
-                             for (const auto& name : names) {
-                                 const auto st = self.endpoint_circuit(name);
-                                 out.push_back({{{"endpoint", name}},
-                                                st == circuit_state::closed      ? 0.0
-                                                : st == circuit_state::half_open ? 1.0
-                                                                                 : 2.0});
-                             }
-                         });
-                         return out;
-                     });
+        return n;
+    };
+    g.circuits = [life = lifeline_] {
+        std::vector<std::pair<std::string, double>> out;
+        with_engine(life, [&](engine_impl& self) {
+            std::vector<std::string> names;
+            {
+                std::lock_guard lock(self.mutex_);
+                for (const auto& [name, rt] : self.endpoints_) names.push_back(name);
+            }
+            for (auto& name : names) {
+                const auto st = self.endpoint_circuit(name);
+                out.emplace_back(std::move(name), st == circuit_state::closed      ? 0.0
+                                                  : st == circuit_state::half_open ? 1.0
+                                                                                   : 2.0);
+            }
+        });
+        return out;
+    };
+    saga::telemetry::register_core_gauges(*metrics_, std::move(g));
     if (store_) store_->set_metrics(metrics_);
 }
 

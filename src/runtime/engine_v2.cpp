@@ -1,7 +1,8 @@
 // saga::engine on core v2: the public engine's calls as inputs of the runtime (one write path),
 // queries read from the journal. Chosen by constructing saga::engine with a journal_store.
-// While core v2 is being switched in, `schedule` history and telemetry are the parts still
-// being ported (docs/internals.md, "Status").
+// History comes from the journal (legacy::to_history), telemetry from each committed record
+// (telemetry::journal_telemetry). While core v2 is being switched in, `schedule` and `blocked`
+// are the parts still being ported (docs/internals.md, "Status").
 
 #include <fmt/format.h>
 #include <boost/asio/executor_work_guard.hpp>
@@ -16,7 +17,10 @@
 #include <saga/tracing.hpp>
 
 #include "../engine_core.hpp"
+#include "../legacy/history.hpp"
 #include "../machine/ids.hpp"
+#include "../step_views.hpp"
+#include "../telemetry/journal_telemetry.hpp"
 #include "runtime.hpp"
 
 namespace saga::runtime {
@@ -25,26 +29,6 @@ namespace {
 namespace asio = boost::asio;
 using detail::node;
 using detail::node_kind;
-
-std::string_view kind_name(const node& n) {
-    switch (n.kind) {
-        case node_kind::local: return "local";
-        case node_kind::remote: return "remote";
-        case node_kind::wait: return "wait";
-        case node_kind::parallel: return "parallel";
-        case node_kind::for_each: return "for_each";
-    }
-    return "unknown";
-}
-
-bool is_open(step_status s) {
-    return s == step_status::running || s == step_status::retrying || s == step_status::waiting ||
-           s == step_status::compensating;
-}
-bool is_done(step_status s) {
-    return s == step_status::completed || s == step_status::skipped || s == step_status::failed ||
-           s == step_status::compensated || s == step_status::compensation_failed;
-}
 
 instance_view make_view(const saga::runtime::runtime::inspection& in, std::uint64_t version) {
     const auto& st = in.state;
@@ -59,60 +43,7 @@ instance_view make_view(const saga::runtime::runtime::inspection& in, std::uint6
     v.error = st.error;
     v.created_at = st.created_at;
     v.updated_at = st.updated_at;
-    std::size_t total = 0;
-    std::size_t settled = 0;
-    auto unit_view = [&](const std::string& key, std::string kind) {
-        step_view s;
-        s.name = key;
-        s.kind = std::move(kind);
-        if (auto it = st.units.find(key); it != st.units.end()) {
-            const auto& u = it->second;
-            s.status = u.status;
-            s.attempts = u.attempts;
-            s.compensation_attempts = u.compensation_attempts;
-            s.error = u.error;
-            s.started_at = u.started_at;
-            s.finished_at = u.finished_at;
-        }
-        return s;
-    };
-    auto count = [&](step_status s) {
-        ++total;
-        if (is_done(s)) ++settled;
-        return is_open(s);
-    };
-    std::function<void(const std::vector<node>&)> walk = [&](const std::vector<node>& steps) {
-        for (const auto& n : steps) {
-            auto s = unit_view(n.name, std::string(kind_name(n)));
-            if (n.kind == node_kind::for_each) {
-                auto it = st.units.find(n.name);
-                if (it != st.units.end() && it->second.items) {
-                    const auto& items = *it->second.items;
-                    s.items_total = items.size();
-                    for (std::size_t i = 0; i < items.size(); ++i) {
-                        auto iv = unit_view(machine::item_key(n.name, i), "item");
-                        if (iv.status == step_status::completed ||
-                            iv.status == step_status::compensated)
-                            ++s.items_completed;
-                        if (iv.status == step_status::failed) ++s.items_failed;
-                        s.items.push_back({i, items[i], iv.status, iv.attempts, iv.error});
-                        if (count(iv.status)) v.current_steps.push_back(iv.name);
-                    }
-                    if (items.empty()) count(s.status);
-                } else if (count(s.status)) {
-                    v.current_steps.push_back(n.name);
-                }
-            } else if (n.kind != node_kind::parallel) {
-                if (count(s.status)) v.current_steps.push_back(n.name);
-            }
-            v.steps.push_back(std::move(s));
-            for (const auto& b : n.branches) walk(b.steps);
-        }
-    };
-    walk(in.def->model->steps);
-    v.percent_complete = is_terminal(st.status) || total == 0
-                             ? 100.0
-                             : 100.0 * static_cast<double>(settled) / static_cast<double>(total);
+    detail::describe_steps(v, &in.def->model->steps, st.units, st.status);
     return v;
 }
 
@@ -130,47 +61,42 @@ instance_record record_of(const instance_head& h) {
     return r;
 }
 
-/// History entries of a record, by the events' own names (legacy names: see
-/// docs/internals.md, "History compatibility", being ported).
-std::vector<history_entry> entries_of(const journal_record& rec) {
-    std::vector<history_entry> out;
-    out.reserve(rec.events.size());
-    for (const auto& e : rec.events) {
-        history_entry h;
-        h.saga_id = rec.saga_id;
-        h.version = rec.version;
-        h.at = rec.at;
-        h.event = std::string(to_string(e.type));
-        h.step = e.unit;
-        h.attempt = e.attempt;
-        h.detail = nlohmann::json::object();
-        if (!e.error.empty()) h.detail["error"] = e.error;
-        if (!e.who.empty()) h.detail["who"] = e.who;
-        if (!e.why.empty()) h.detail["why"] = e.why;
-        if (e.dir == direction::compensation) h.detail["direction"] = "compensation";
-        out.push_back(std::move(h));
-    }
-    return out;
-}
-
 class engine_core_v2 final : public detail::engine_core {
 public:
     engine_core_v2(std::shared_ptr<journal_store> store, std::shared_ptr<transport> transport,
                    engine_options options)
-        : store_(std::move(store)), options_(std::move(options)) {
+        : store_(std::move(store)),
+          options_(std::move(options)),
+          telemetry_({.metrics = options_.metrics,
+                      .log_sink = options_.log_sink,
+                      .log_level = options_.log_level,
+                      .span_exporter = options_.span_exporter}) {
         clock_ = options_.clock ? options_.clock : std::make_shared<system_clock>();
-        metrics_ = options_.metrics ? options_.metrics : std::make_shared<metrics_registry>();
         saga::runtime::options ro;
         ro.endpoint = options_.endpoint;
         ro.default_remote_timeout = options_.default_remote_timeout;
         ro.seed = options_.seed;
         ro.store = store_;
+        if (transport) transport->set_metrics(telemetry_.metrics_ptr());  // dead letters
         ro.transport = std::move(transport);
         ro.clock = clock_.get();
         ro.io = &ctx_;
         ro.on_commit = [this](const instance_head& h, const journal_record& rec,
-                              const machine::instance&) { notify(h, rec); };
+                              const machine::instance& after) { committed(h, rec, after); };
+        ro.on_ignored = [this](const instance_head& h, const machine::instance& st,
+                               std::span<const machine::ignored_input> ignored,
+                               time_point at) { telemetry_.on_ignored(h, st, ignored, at); };
+        ro.on_unrouted = [this](std::string_view reason) { telemetry_.count_ignored(reason); };
         rt_ = saga::runtime::runtime::create(std::move(ro)).value();
+        // the gauges may be read after the engine is gone (a shared registry): they hold the
+        // runtime weakly
+        std::weak_ptr<saga::runtime::runtime> rt = rt_;
+        telemetry::gauge_sources g;
+        g.in_flight = [rt] {
+            auto r = rt.lock();
+            return r ? static_cast<double>(r->cached()) : 0.0;
+        };
+        telemetry_.set_gauges(std::move(g));
     }
     ~engine_core_v2() override { stop(); }
 
@@ -270,18 +196,17 @@ public:
     }
 
     result<std::vector<history_entry>> history_of(std::string_view id) override {
-        SAGA_TRY(store_->head(id));
+        SAGA_TRY(auto head, store_->head(id));
         SAGA_TRY(auto journal, store_->journal(id));
-        std::vector<history_entry> out;
-        for (const auto& rec : journal) {
-            auto e = entries_of(rec);
-            out.insert(out.end(), std::make_move_iterator(e.begin()),
-                       std::make_move_iterator(e.end()));
-        }
-        return out;
+        auto def = rt_->definition(head.definition, head.definition_version);
+        if (!def)
+            return error{errc::definition_not_registered,
+                         fmt::format("saga '{}' needs definition '{}' version {}", id,
+                                     head.definition, head.definition_version)};
+        return legacy::to_history(std::move(def), journal);
     }
 
-    metrics_registry& metrics() override { return *metrics_; }
+    metrics_registry& metrics() override { return telemetry_.metrics(); }
 
     void add_waiter(const std::string& id, std::function<void(result<instance_view>)> fn) override {
         rt_->when_settled(id, [this, id, fn = std::move(fn)](result<saga_status> s) {
@@ -382,17 +307,25 @@ private:
                          machine::operator_input{a, note.who, note.why, std::move(step)});
     }
 
-    void notify(const instance_head& h, const journal_record& rec) {
+    /// One committed record: telemetry, and the observers with its history entries (made
+    /// only when someone observes; telemetry makes its own only when it logs).
+    void committed(const instance_head& h, const journal_record& rec,
+                   const machine::instance& after) {
         std::vector<std::shared_ptr<observer>> observers;
         {
             std::lock_guard lock(mutex_);
             observers = observers_;
         }
-        if (observers.empty()) return;
+        if (observers.empty()) {
+            telemetry_.on_record(h, rec, after);
+            return;
+        }
+        std::vector<history_entry> entries;
+        legacy::append_history(rec, after, entries);
+        telemetry_.on_record(h, rec, after, entries);
         auto record = record_of(h);
         record.version = rec.version;
         record.updated_at = rec.at;
-        const auto entries = entries_of(rec);
         for (const auto& o : observers) {
             try {
                 o->on_transition(record, entries);
@@ -404,7 +337,7 @@ private:
     std::shared_ptr<journal_store> store_;
     engine_options options_;
     std::shared_ptr<saga::clock> clock_;
-    std::shared_ptr<metrics_registry> metrics_;
+    telemetry::journal_telemetry telemetry_;
     asio::io_context ctx_;
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
     std::shared_ptr<saga::runtime::runtime> rt_;

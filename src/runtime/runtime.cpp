@@ -15,7 +15,7 @@
 #include <saga/json_limits.hpp>
 
 #include "../machine/ids.hpp"
-#include "../machine/snapshot.hpp"
+#include "../machine/replay.hpp"
 
 namespace saga::runtime {
 
@@ -168,15 +168,7 @@ result<runtime::inspection> runtime::inspect(std::string_view id) const {
         return error{errc::definition_not_registered,
                      fmt::format("saga '{}' needs definition '{}' version {}", id,
                                  li.head.definition, li.head.definition_version)};
-    out.state.id = std::string(id);
-    for (std::size_t i = 0; i < li.records.size(); ++i) {
-        const auto& rec = li.records[i];
-        if (i == 0 && rec.snapshot) {
-            SAGA_TRY(out.state, machine::decode_snapshot(*rec.snapshot));
-        } else {
-            for (const auto& e : rec.events) machine::apply(*out.def, out.state, e, rec.at);
-        }
-    }
+    SAGA_TRY(out.state, machine::replay(*out.def, id, li.records));
     if (li.data) {
         SAGA_TRY(out.data, parse_json(*li.data, fmt::format("the data of saga '{}'", id)));
     }
@@ -218,14 +210,8 @@ result<std::string> runtime::start(start_request r) {
     const auto now = opts_.clock->now();
     auto d = machine::start(*def, cfg_, a->state, *a->data, now);
 
-    journal_write w;
-    w.record.saga_id = r.id;
-    w.record.version = 1;
-    w.record.at = now;
-    w.record.events = d.events;
-    for (const auto& e : d.effects)
-        if (const auto* s = std::get_if<machine::send_effect>(&e))
-            w.record.output.push_back({s->endpoint, false, s->message});
+    journal_record kept;
+    auto w = write_of(r.id, 1, now, d, kept);
     SAGA_TRY(auto text, a->data->to_json());
     w.record.data = text.dump();
     instance_head h;
@@ -254,7 +240,7 @@ result<std::string> runtime::start(start_request r) {
         actors_[r.id] = a;
     }
     asio::post(a->strand, [self = shared_from_this(), a, effects = std::move(d.effects),
-                           record = std::move(w.record)]() mutable {
+                           record = std::move(kept)]() mutable {
         if (self->opts_.on_commit) self->opts_.on_commit(a->head, record, a->state);
         self->apply_effects(a, std::move(effects), 1);
         self->arm(a);
@@ -305,20 +291,10 @@ result<loaded_instance> runtime::load(actor& a) {
     if (!li.data) return error{errc::bad_data, fmt::format("saga '{}' has no data", a.id)};
     SAGA_TRY(auto json, parse_json(*li.data, fmt::format("the data of saga '{}'", a.id)));
     SAGA_TRY(auto data, def->model->load(json));
-    // The state is the newest snapshot (the store returns records from it on) with the events
-    // of every later record applied.
-    machine::instance st;
-    st.id = a.id;
+    SAGA_TRY(auto st, machine::replay(*def, a.id, li.records));
     a.released_through = 0;
-    for (std::size_t i = 0; i < li.records.size(); ++i) {
-        const auto& rec = li.records[i];
-        if (i == 0 && rec.snapshot) {
-            SAGA_TRY(st, machine::decode_snapshot(*rec.snapshot));
-        } else {
-            for (const auto& e : rec.events) machine::apply(*def, st, e, rec.at);
-        }
+    for (const auto& rec : li.records)
         a.released_through = std::max(a.released_through, rec.released_through);
-    }
     a.def = std::move(def);
     a.state = std::move(st);
     a.data = std::move(data);
@@ -382,8 +358,11 @@ void runtime::drain(const std::shared_ptr<actor>& a) {
     const auto now = opts_.clock->now();
     auto d = machine::decide(*a->def, cfg_, a->state, *a->data, inputs, now);
     if (!d.ignored.empty()) {
-        std::lock_guard lock(mutex_);
-        stats_.ignored += d.ignored.size();
+        {
+            std::lock_guard lock(mutex_);
+            stats_.ignored += d.ignored.size();
+        }
+        if (opts_.on_ignored) opts_.on_ignored(a->head, a->state, d.ignored, now);
     }
     if (d.events.empty() && !d.data_changed) {
         for (std::size_t i = 0; i < callers.size(); ++i)
@@ -392,15 +371,9 @@ void runtime::drain(const std::shared_ptr<actor>& a) {
         maybe_evict(a);
         return;
     }
-    journal_write w;
-    w.record.saga_id = a->id;
-    w.record.version = a->version + 1;
-    w.record.at = now;
-    w.record.events = d.events;
-    w.record.released_through = a->released_through;
-    for (const auto& e : d.effects)
-        if (const auto* s = std::get_if<machine::send_effect>(&e))
-            w.record.output.push_back({s->endpoint, false, s->message});
+    journal_record kept;
+    auto w = write_of(a->id, a->version + 1, now, d, kept);
+    w.record.released_through = kept.released_through = a->released_through;
     if (d.data_changed) {
         auto j = a->data->to_json();
         if (j) w.record.data = j.value().dump();
@@ -422,19 +395,39 @@ void runtime::drain(const std::shared_ptr<actor>& a) {
     }
     a->busy = true;
     auto self = shared_from_this();
-    auto write = w;
-    opts_.store->async_commit(std::move(w), [self, a, d = std::move(d),
-                                             callers = std::move(callers),
-                                             write = std::move(write)](result<void> r) mutable {
-        asio::post(a->strand, [self, a, r = std::move(r), d = std::move(d),
-                               callers = std::move(callers), write = std::move(write)]() mutable {
-            self->committed(a, std::move(r), std::move(d), std::move(callers), std::move(write));
+    auto head = w.head;
+    opts_.store->async_commit(
+        std::move(w), [self, a, d = std::move(d), callers = std::move(callers),
+                       kept = std::move(kept), head = std::move(head)](result<void> r) mutable {
+            asio::post(a->strand,
+                       [self, a, r = std::move(r), d = std::move(d), callers = std::move(callers),
+                        kept = std::move(kept), head = std::move(head)]() mutable {
+                           self->committed(a, std::move(r), std::move(d), std::move(callers),
+                                           std::move(kept), std::move(head));
+                       });
         });
-    });
+}
+
+journal_write runtime::write_of(const std::string& id, std::uint64_t version, time_point at,
+                                machine::decision& d, journal_record& kept) {
+    journal_write w;
+    w.record.saga_id = id;
+    w.record.version = version;
+    w.record.at = at;
+    w.record.events = d.events;
+    for (const auto& e : d.effects)
+        if (const auto* s = std::get_if<machine::send_effect>(&e))
+            w.record.output.push_back({s->endpoint, false, s->message});
+    kept.saga_id = id;
+    kept.version = version;
+    kept.at = at;
+    kept.events = std::move(d.events);
+    return w;
 }
 
 void runtime::committed(const std::shared_ptr<actor>& a, result<void> r, machine::decision d,
-                        std::vector<done_fn> callers, journal_write w) {
+                        std::vector<done_fn> callers, journal_record rec,
+                        std::optional<instance_head> head) {
     a->busy = false;
     if (!r) {
         // The decision changed the cached state: drop it, the next input reloads the instance.
@@ -444,11 +437,11 @@ void runtime::committed(const std::shared_ptr<actor>& a, result<void> r, machine
         drain(a);
         return;
     }
-    a->version = w.record.version;
-    if (w.head) a->head = *w.head;
+    a->version = rec.version;
+    if (head) a->head = std::move(*head);
     // The circuit of a remote step's endpoint learns from the replies the instance took and
     // from the attempts that timed out.
-    for (const auto& e : w.record.events) {
+    for (const auto& e : rec.events) {
         const bool reply = e.type == event_type::reply_received;
         if ((!reply && e.type != event_type::attempt_timed_out) || e.dir != direction::forward)
             continue;
@@ -465,7 +458,7 @@ void runtime::committed(const std::shared_ptr<actor>& a, result<void> r, machine
         std::lock_guard lock(mutex_);
         ++stats_.commits;
     }
-    if (opts_.on_commit) opts_.on_commit(a->head, w.record, a->state);
+    if (opts_.on_commit) opts_.on_commit(a->head, rec, a->state);
     apply_effects(a, std::move(d.effects), a->version);
     arm(a);
     for (std::size_t i = 0; i < callers.size(); ++i)
@@ -728,8 +721,11 @@ void runtime::on_delivery(const std::shared_ptr<delivery>& d) {
         r.attempt = m.attempt;
         auto parts = machine::parse_idempotency_key(m.idempotency_key, m.saga_id, m.step);
         if (!parts) {
-            std::lock_guard lock(mutex_);
-            ++stats_.ignored;
+            {
+                std::lock_guard lock(mutex_);
+                ++stats_.ignored;
+            }
+            if (opts_.on_unrouted) opts_.on_unrouted("unknown_attempt");
             d->ack();
             return;
         }

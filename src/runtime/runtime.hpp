@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,6 +44,14 @@ struct options {
     /// or not), the record, and the state after it: telemetry and observers.
     std::function<void(const instance_head&, const journal_record&, const machine::instance&)>
         on_commit;
+    /// Called on the instance's strand with the inputs a decision of the instance ignored
+    /// (stale or forged replies, repeated signals), the state they met, and the time.
+    std::function<void(const instance_head&, const machine::instance&,
+                       std::span<const machine::ignored_input>, time_point)>
+        on_ignored;
+    /// Called with the reason for a message no instance could be asked about (a reply whose
+    /// idempotency key names no attempt: "unknown_attempt").
+    std::function<void(std::string_view reason)> on_unrouted;
     /// How often the store is asked for instances that fall due soon and are not in memory
     /// (after a restart, or after they left memory): each is woken at its head's wake-up time.
     duration due_poll = std::chrono::seconds{30};
@@ -142,8 +151,16 @@ private:
     [[nodiscard]] std::shared_ptr<actor> actor_of(const std::string& id);
     [[nodiscard]] result<loaded_instance> load(actor& a);
     void drain(const std::shared_ptr<actor>& a);
+    /// The write of decision `d` as record `version` of instance `id` at `at`: a copy of its
+    /// events, and the messages its effects send. `kept` gets what the runtime keeps while the
+    /// store commits: the same record with the events moved out of `d`, without the output and
+    /// data (only the store needs those, so neither is copied).
+    [[nodiscard]] static journal_write write_of(const std::string& id, std::uint64_t version,
+                                                time_point at, machine::decision& d,
+                                                journal_record& kept);
     void committed(const std::shared_ptr<actor>& a, result<void> r, machine::decision d,
-                   std::vector<done_fn> callers, journal_write w);
+                   std::vector<done_fn> callers, journal_record rec,
+                   std::optional<instance_head> head);
     void apply_effects(const std::shared_ptr<actor>& a, std::vector<machine::effect> effects,
                        std::uint64_t version);
     void release(const std::shared_ptr<actor>& a, const std::string& endpoint, envelope m,

@@ -23,6 +23,7 @@
 #include <saga/tracing.hpp>
 
 #include "../machine/machine.hpp"
+#include "core_metrics.hpp"
 
 namespace saga::telemetry {
 
@@ -35,18 +36,6 @@ struct telemetry_options {
     saga::log_level log_level = saga::log_level::warn;
     /// receives the finished saga, step and compensation spans; null: none
     std::shared_ptr<saga::span_exporter> span_exporter;
-};
-
-/// What the gauges read when the registry is rendered; each may be empty (no series). They are
-/// called on the rendering thread and must stay callable as long as the registry renders (give
-/// them a weak pointer to the runtime, as today's engine gives its lifeline).
-struct gauge_sources {
-    /// saga_instances_in_flight
-    std::function<double()> in_flight;
-    /// saga_outbox_unreleased
-    std::function<double()> outbox_unreleased;
-    /// saga_circuit_state: (endpoint, 0 closed, 1 half open, 2 open)
-    std::function<std::vector<std::pair<std::string, double>>()> circuits;
 };
 
 class journal_telemetry {
