@@ -12,6 +12,9 @@
 namespace saga::machine {
 
 std::optional<time_point> wake_at(const instance& s) {
+    // Nothing fires while the saga is paused or once it is terminal (fire_due); what fell due
+    // while it was paused fires once it is resumed, when this answers the due time again.
+    if (s.status == saga_status::paused || is_terminal(s.status)) return std::nullopt;
     std::optional<time_point> best;
     auto consider = [&](const std::optional<time_point>& t) {
         if (t && (!best || *t < *best)) best = t;

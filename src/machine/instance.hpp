@@ -70,7 +70,8 @@ struct instance {
     friend bool operator==(const instance&, const instance&) = default;
 };
 
-/// The earliest time anything of `s` falls due (a deadline, a retry), or nothing.
+/// The earliest time anything of `s` falls due (a deadline, a retry), or nothing (none, or the
+/// saga is paused or terminal: nothing fires then).
 [[nodiscard]] std::optional<time_point> wake_at(const instance& s);
 
 }  // namespace saga::machine

@@ -209,6 +209,12 @@ public:
     metrics_registry& metrics() override { return telemetry_.metrics(); }
 
     void add_waiter(const std::string& id, std::function<void(result<instance_view>)> fn) override {
+        // Settled already: answered now, on this thread, without needing the io_context to run
+        // (a caller on the virtual clock may be the only one who runs it).
+        if (auto h = store_->head(id); h && is_settled(h.value().status)) {
+            fn(query(id));
+            return;
+        }
         rt_->when_settled(id, [this, id, fn = std::move(fn)](result<saga_status> s) {
             if (!s) {
                 fn(s.error());
