@@ -388,7 +388,7 @@ void runtime::drain(const std::shared_ptr<actor>& a) {
         instance_head h = a->head;
         h.status = a->state.status;
         h.exclusive = a->state.exclusive;
-        h.wake_at = is_terminal(a->state.status) ? std::nullopt : wake;
+        h.wake_at = wake;  // none once terminal (machine::wake_at)
         h.version = w.record.version;
         h.updated_at = now;
         w.head = std::move(h);
@@ -657,7 +657,7 @@ void runtime::launch_async(const std::shared_ptr<actor>& a, const machine::run_l
 }
 
 void runtime::arm(const std::shared_ptr<actor>& a) {
-    const auto due = is_terminal(a->state.status) ? std::nullopt : machine::wake_at(a->state);
+    const auto due = machine::wake_at(a->state);  // none while paused or terminal
     if (due == a->wake_at) return;
     if (a->wake) opts_.clock->cancel(*a->wake);
     a->wake.reset();
