@@ -7,6 +7,11 @@ function(saga_set_warnings target)
                                              # members, which is how options structs are meant to
                                              # be used (fixed in g++ 14)
                                              -Wno-missing-field-initializers)
+    if(SAGA_UNITY AND CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+      # in a unity batch each source is an included file, so g++ takes a class with a member of a
+      # file-local type for one declared in a header; not a finding there
+      target_compile_options(${target} PRIVATE -Wno-subobject-linkage)
+    endif()
     if(SAGA_WERROR)
       target_compile_options(${target} PRIVATE -Werror)
     endif()

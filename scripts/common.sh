@@ -15,6 +15,9 @@ saga_build() {
     local launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=)
     if [[ "${SAGA_CCACHE:-1}" != 0 ]] && command -v ccache >/dev/null 2>&1; then
         launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+        # what ccache needs to cache a compilation that uses a precompiled header (ccache's
+        # manual, "Precompiled headers"; cmake/saga_pch.cmake)
+        export CCACHE_SLOPPINESS=${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}
     fi
     cmake -S "$SAGA_ROOT" -B "$SAGA_ROOT/$dir" \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo \

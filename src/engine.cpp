@@ -146,6 +146,16 @@ engine_impl::engine_impl(std::shared_ptr<state_store> store, std::shared_ptr<tra
       clock_(options_.clock ? options_.clock : std::make_shared<system_clock>()) {
     if (options_.workers == 0) options_.workers = 1;
     lifeline_->engine = this;
+    scheduler_ = std::make_shared<scheduler>(scheduler::hooks{
+        .clock = clock_.get(),
+        .has_definition =
+            [this](const std::string& name) {
+                return find_definition(name, std::nullopt) != nullptr;
+            },
+        .start = [this](const std::string& name, json data,
+                        start_options o) { return start(name, std::move(data), std::move(o)); },
+        .post = [this](std::function<void()> fn) { asio::post(ctx_, std::move(fn)); },
+        .warn = [this](const std::string& what) { warn(what); }});
     init_telemetry();
     if (transport_) transport_->set_metrics(metrics_);  // saga_messages_dead_lettered_total
 }
@@ -241,61 +251,7 @@ void engine_impl::add_observer(std::shared_ptr<observer> o) {
 // ---- schedules ---------------------------------------------------------------------------------
 
 result<void> engine_impl::schedule(schedule_options options) {
-    if (options.name.empty() || options.name.find_first_of("/|@") != std::string::npos)
-        return error{errc::invalid_argument,
-                     fmt::format("schedule name '{}' is not valid: not empty, no '/', '|' or '@'",
-                                 options.name)};
-    if (options.interval.count() <= 0)
-        return error{errc::invalid_argument,
-                     fmt::format("schedule '{}': the interval must be positive", options.name)};
-    if (!find_definition(options.definition, std::nullopt))
-        return error{errc::definition_not_registered,
-                     fmt::format("schedule '{}': definition '{}' is not registered", options.name,
-                                 options.definition)};
-    auto s = std::make_shared<const schedule_options>(std::move(options));
-    {
-        std::lock_guard lock(mutex_);
-        if (!schedules_.emplace(s->name, s).second)
-            return error{errc::already_exists,
-                         fmt::format("a schedule named '{}' exists already", s->name)};
-    }
-    tick(s);
-    return success();
-}
-
-void engine_impl::tick(const std::shared_ptr<const schedule_options>& s) {
-    if (stopping_) return;
-    const auto now = clock_->now();
-    const auto since_epoch = std::chrono::duration_cast<duration>(now.time_since_epoch());
-    const auto k = since_epoch.count() / s->interval.count();
-    const time_point tick_start{s->interval * k};
-    // The instance of this tick: its id makes the start happen once, whoever gets there first.
-    json data = json::object();
-    bool ok = true;
-    if (s->data) {
-        auto d = s->data(tick_start);
-        if (d) {
-            data = std::move(d).value();
-        } else {
-            ok = false;
-            warn(fmt::format("schedule '{}': no data for tick {}: {}", s->name, k,
-                             d.error().what()));
-        }
-    }
-    if (ok) {
-        auto r = start(s->definition, std::move(data),
-                       start_options{.id = fmt::format("{}@{}", s->name, k),
-                                     .correlation_key = s->correlation_key});
-        if (!r)
-            warn(fmt::format("schedule '{}': start of tick {} failed: {}", s->name, k,
-                             r.error().what()));
-    }
-    clock_->call_at(tick_start + s->interval, [life = lifeline_, s] {
-        with_engine(life, [&](engine_impl& self) {
-            // Start outside the clock's thread: the start commits and may wait for the store.
-            asio::post(self.ctx_, [&self, s] { self.tick(s); });
-        });
-    });
+    return scheduler_->add(std::move(options));
 }
 
 std::vector<blocked_instance> engine_impl::blocked() const {
@@ -2273,6 +2229,7 @@ void engine_impl::close_consumer() {
 
 void engine_impl::stop() {
     stopping_ = true;
+    scheduler_->stop();
     close_consumer();
     {
         std::lock_guard lock(run_mutex_);

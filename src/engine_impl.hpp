@@ -25,6 +25,7 @@
 #include "engine_core.hpp"
 
 #include "instance_state.hpp"
+#include "scheduler.hpp"
 
 namespace saga::detail {
 
@@ -280,8 +281,7 @@ private:
                        std::vector<std::shared_ptr<std::function<void(result<instance_view>)>>>>
         waiters_;
     std::map<std::string, blocked_instance> blocked_;
-    std::map<std::string, std::shared_ptr<const schedule_options>> schedules_;
-    void tick(const std::shared_ptr<const schedule_options>& s);
+    std::shared_ptr<scheduler> scheduler_;
 
     std::mutex open_mutex_;
     bool opened_ = false;

@@ -3,6 +3,9 @@
 #include <chrono>
 
 namespace saga::detail {
+
+using json = nlohmann::json;
+
 namespace {
 
 std::int64_t to_ms(time_point t) {
@@ -17,7 +20,6 @@ time_point from_ms(std::int64_t ms) {
 nlohmann::json to_json(const instance_state& s) {
     // Built once per commit: the objects are filled in key order with end hints (no searches),
     // values constructed in place (no initializer-list temporaries that are copied again).
-    using json = nlohmann::json;
     using object = json::object_t;
     auto put = [](object& o, const char* key, auto&& value) {
         o.emplace_hint(o.end(), key, std::forward<decltype(value)>(value));

@@ -15,11 +15,6 @@ namespace {
 
 using json = nlohmann::json;
 
-bool is_action(std::string_view definition) {
-    return definition == sagas::publish || definition == sagas::pause ||
-           definition == sagas::finish || definition == sagas::republish;
-}
-
 }  // namespace
 
 saga::result<consistency_report> check_consistency(const data_paths& paths, saga::engine& engine) {
@@ -103,7 +98,7 @@ saga::result<consistency_report> check_consistency(const data_paths& paths, saga
     open.limit = 100000;
     SAGA_TRY(auto open_sagas, engine.list(open));
     for (const auto& r : open_sagas) {
-        if (!is_action(r.definition)) continue;
+        if (!sagas::is_action(r.definition)) continue;
         if (r.status == saga::saga_status::failed ||
             r.status == saga::saga_status::compensation_failed) {
             report.stuck_sagas.push_back(

@@ -51,6 +51,12 @@ inline constexpr std::string_view finish = "finish_campaign";
 inline constexpr std::string_view republish = "republish_campaign";
 inline constexpr std::string_view ingest = "ingest_performance";
 inline constexpr std::string_view refresh = "refresh_campaign_status";
+/// Whether `definition` is one of the actions an operator starts on a campaign (publish, pause,
+/// finish, republish), not a scheduled one.
+[[nodiscard]] constexpr bool is_action(std::string_view definition) {
+    return definition == publish || definition == pause || definition == finish ||
+           definition == republish;
+}
 }  // namespace sagas
 
 /// Signals and events the sagas wait for.

@@ -24,11 +24,6 @@ std::vector<saga::saga_status> open_statuses() {
             saga::saga_status::failed,       saga::saga_status::compensation_failed};
 }
 
-bool is_action(std::string_view definition) {
-    return definition == sagas::publish || definition == sagas::pause ||
-           definition == sagas::finish || definition == sagas::republish;
-}
-
 }  // namespace
 
 saga::result<std::shared_ptr<saga::transport>> make_transport(
@@ -237,7 +232,7 @@ saga::result<std::string> runtime::open_action(std::string_view campaign_id) {
     f.statuses = open_statuses();
     SAGA_TRY(auto found, engine_->list(f));
     for (const auto& r : found)
-        if (is_action(r.definition)) return r.id;
+        if (sagas::is_action(r.definition)) return r.id;
     return saga::error{saga::errc::not_found,
                        fmt::format("campaign {} has no open action", campaign_id)};
 }
@@ -249,7 +244,8 @@ saga::result<std::string> runtime::latest_action(std::string_view campaign_id) {
     SAGA_TRY(auto found, engine_->list(f));
     const saga::instance_record* latest = nullptr;
     for (const auto& r : found)
-        if (is_action(r.definition) && (!latest || r.created_at >= latest->created_at)) latest = &r;
+        if (sagas::is_action(r.definition) && (!latest || r.created_at >= latest->created_at))
+            latest = &r;
     if (!latest)
         return saga::error{saga::errc::not_found,
                            fmt::format("no action was ever run on campaign '{}'", campaign_id)};

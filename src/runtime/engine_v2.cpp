@@ -19,6 +19,7 @@
 #include "../engine_core.hpp"
 #include "../legacy/history.hpp"
 #include "../machine/ids.hpp"
+#include "../scheduler.hpp"
 #include "../step_views.hpp"
 #include "../telemetry/journal_telemetry.hpp"
 #include "runtime.hpp"
@@ -97,6 +98,16 @@ public:
             return r ? static_cast<double>(r->cached()) : 0.0;
         };
         telemetry_.set_gauges(std::move(g));
+        scheduler_ = std::make_shared<detail::scheduler>(detail::scheduler::hooks{
+            .clock = clock_.get(),
+            .has_definition =
+                [this](const std::string& name) {
+                    return rt_->definition(name, std::nullopt) != nullptr;
+                },
+            .start = [this](const std::string& name, nlohmann::json data,
+                            start_options o) { return start(name, std::move(data), std::move(o)); },
+            .post = [this](std::function<void()> fn) { asio::post(ctx_, std::move(fn)); },
+            .warn = [this](const std::string& what) { telemetry_.warn(what, clock_->now()); }});
     }
     ~engine_core_v2() override { stop(); }
 
@@ -224,8 +235,8 @@ public:
         });
     }
 
-    result<void> schedule(schedule_options) override {
-        return error{errc::invalid_state, "schedules are not yet ported to core v2"};
+    result<void> schedule(schedule_options options) override {
+        return scheduler_->add(std::move(options));
     }
     std::vector<blocked_instance> blocked() const override { return {}; }
 
@@ -286,6 +297,7 @@ public:
 
     void stop() override {
         stopping_ = true;
+        scheduler_->stop();
         rt_->close();
         {
             std::lock_guard lock(mutex_);
@@ -347,6 +359,7 @@ private:
     asio::io_context ctx_;
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
     std::shared_ptr<saga::runtime::runtime> rt_;
+    std::shared_ptr<detail::scheduler> scheduler_;
     mutable std::mutex mutex_;
     std::vector<std::shared_ptr<observer>> observers_;
     bool opened_ = false;

@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <atomic>
 #include <deque>
 #include <future>
 #include <random>
@@ -742,13 +743,48 @@ void runtime::on_delivery(const std::shared_ptr<delivery>& d) {
         d->ack();  // a command sent to an orchestrator: not ours to handle
         return;
     }
-    post(m.saga_id, std::move(in), [d](result<void> r) {
-        // Acknowledged once durable; an unknown or finished saga's message is consumed too.
-        if (r || r.error() == errc::not_found || r.error() == errc::saga_finished)
-            d->ack();
-        else
-            d->nack();
-    });
+    // An event names its saga, or is for every open saga with its correlation key.
+    std::vector<std::string> targets;
+    if (!m.saga_id.empty() || m.kind != message_kind::event) {
+        targets.push_back(m.saga_id);
+    } else if (!m.correlation_id.empty()) {
+        head_filter f;
+        f.correlation_key = m.correlation_id;
+        f.statuses = {saga_status::running, saga_status::waiting, saga_status::paused};
+        for (;;) {
+            auto page = opts_.store->list(f);
+            if (!page) {
+                d->nack(std::chrono::seconds{1});
+                return;
+            }
+            for (const auto& h : page.value()) targets.push_back(h.id);
+            if (page.value().size() < f.limit) break;
+            f.after_id = targets.back();
+        }
+    }
+    if (targets.empty()) {
+        d->ack();
+        return;
+    }
+    // Acknowledged once durable for every target; an unknown or finished saga's message is
+    // consumed too.
+    struct fan_out {
+        std::atomic<std::size_t> left;
+        std::atomic<bool> failed{false};
+    };
+    auto pending = std::make_shared<fan_out>(targets.size());
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+        auto input = i + 1 < targets.size() ? in : std::move(in);
+        post(targets[i], std::move(input), [d, pending](result<void> r) {
+            if (!r && r.error() != errc::not_found && r.error() != errc::saga_finished)
+                pending->failed = true;
+            if (--pending->left > 0) return;
+            if (pending->failed)
+                d->nack();
+            else
+                d->ack();
+        });
+    }
 }
 
 result<void> runtime::open() {

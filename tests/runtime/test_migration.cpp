@@ -20,25 +20,26 @@ using saga::saga_status;
 
 namespace {
 
-struct order {
+struct v1_order {
     int validated = 0;
     int undone = 0;
     std::string reservation;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(order, validated, undone, reservation)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(v1_order, validated, undone, reservation)
 
-saga::definition<order> place_order() {
-    return saga::definition_builder<order>("place_order", 1)
-        .local("validate", [](order& o) { ++o.validated; })
-        .compensate([](order& o) { ++o.undone; })
+saga::definition<v1_order> place_v1_order() {
+    return saga::definition_builder<v1_order>("place_order", 1)
+        .local("validate", [](v1_order& o) { ++o.validated; })
+        .compensate([](v1_order& o) { ++o.undone; })
         .remote("reserve", "billing",
-                [](const order&) {
+                [](const v1_order&) {
                     return saga::command{"reserve", {{"amount", 5}}};
                 })
-        .on_reply(
-            [](order& o, const nlohmann::json& r) { o.reservation = r.value("id", std::string()); })
+        .on_reply([](v1_order& o, const nlohmann::json& r) {
+            o.reservation = r.value("id", std::string());
+        })
         .compensate_remote("billing",
-                           [](const order&) {
+                           [](const v1_order&) {
                                return saga::command{"release", {}};
                            })
         .retry(saga::retry_policy::exponential(5, 10s))
@@ -67,7 +68,7 @@ struct both_engines {
     both_engines() {
         old_engine =
             std::make_unique<saga::engine>(v1, transport, saga::engine_options{.clock = clock});
-        REQUIRE(old_engine->add(place_order()));
+        REQUIRE(old_engine->add(place_v1_order()));
     }
 
     void start_billing(boost::asio::any_io_executor ex) {
@@ -106,7 +107,7 @@ struct both_engines {
                                              .clock = clock.get(),
                                              .io = &io})
                  .value();
-        REQUIRE(rt->add(place_order().model()));
+        REQUIRE(rt->add(place_v1_order().model()));
         REQUIRE(rt->open());
     }
 
@@ -128,7 +129,7 @@ struct both_engines {
 TEST_CASE("an instance whose command is out when v1 stops finishes on the journal",
           "[runtime][migration]") {
     both_engines w;
-    REQUIRE(w.old_engine->start("place_order", order{}, {.id = "m-1"}));
+    REQUIRE(w.old_engine->start("place_order", v1_order{}, {.id = "m-1"}));
     w.old_engine->run_until_idle();  // validate ran, the command is in the queue
     CHECK(w.v1->load("m-1").value().status == saga_status::running);
     w.migrate();
@@ -149,7 +150,7 @@ TEST_CASE("a wait's deadline set by v1 still passes on the journal, and compensa
           "[runtime][migration]") {
     both_engines w;
     w.start_billing(w.old_engine->get_executor());
-    REQUIRE(w.old_engine->start("place_order", order{}, {.id = "m-2"}));
+    REQUIRE(w.old_engine->start("place_order", v1_order{}, {.id = "m-2"}));
     w.old_engine->run_until_idle();
     REQUIRE(w.v1->load("m-2").value().status == saga_status::waiting);
     w.migrate();
@@ -168,7 +169,7 @@ TEST_CASE("a retry scheduled by v1 happens on the journal", "[runtime][migration
     both_engines w;
     w.transient_reserves = 1;
     w.start_billing(w.old_engine->get_executor());
-    REQUIRE(w.old_engine->start("place_order", order{}, {.id = "m-3"}));
+    REQUIRE(w.old_engine->start("place_order", v1_order{}, {.id = "m-3"}));
     w.old_engine->run_until_idle();
     auto state = w.v1->load("m-3").value().state;
     REQUIRE(state["units"]["reserve"]["s"] == "retrying");

@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -118,14 +119,106 @@ struct world {
     explicit world(inmemory::fault_plan faults = {}, engine_options options = {}) {
         transport = std::make_shared<inmemory::memory_transport>(clock, faults);
         options.clock = clock;
-        // SAGA_TEST_CORE=v2 runs the scenarios on core v2 (the machine and its runtime on a
-        // journal store) while it is being switched in; tests that read `store` directly then
-        // see nothing.
+        restart(std::move(options));
+    }
+
+    /// Whether the scenarios run on core v2 (SAGA_TEST_CORE=v2: the machine and its runtime on a
+    /// journal store) while it is being switched in.
+    static bool on_v2() {
         const char* core = std::getenv("SAGA_TEST_CORE");
-        if (core && std::string_view(core) == "v2")
+        return core && std::string_view(core) == "v2";
+    }
+
+    /// A new engine on the same store and transport (the previous one, if any, is gone first).
+    void restart(engine_options options = {}) {
+        eng.reset();
+        options.clock = clock;
+        if (on_v2())
             eng = std::make_unique<engine>(v2_store, transport, options);
         else
             eng = std::make_unique<engine>(store, transport, options);
+    }
+
+    // What the store holds, read past the engine, for either core.
+
+    /// The stored version of instance `id`.
+    std::uint64_t version_of(const std::string& id) {
+        if (on_v2()) {
+            auto h = v2_store->head(id);
+            REQUIRE(h);
+            return h.value().version;
+        }
+        auto r = store->load(id);
+        REQUIRE(r);
+        return r.value().version;
+    }
+
+    /// How many forward attempts of `step` the store records as started.
+    std::uint32_t attempts_recorded(const std::string& id, const std::string& step) {
+        if (on_v2()) {
+            auto records = v2_store->journal(id);
+            REQUIRE(records);
+            std::uint32_t n = 0;
+            for (const auto& r : records.value())
+                for (const auto& e : r.events)
+                    if (e.type == event_type::attempt_started && e.unit == step &&
+                        e.dir == direction::forward)
+                        n = std::max(n, e.attempt);
+            return n;
+        }
+        auto r = store->load(id);
+        REQUIRE(r);
+        return r.value().state["units"][step].value("a", 0u);
+    }
+
+    /// Messages stored to be sent that the transport has not acknowledged, over all instances.
+    std::size_t unreleased_messages() {
+        if (on_v2()) {
+            auto heads = v2_store->list({});
+            REQUIRE(heads);
+            std::size_t n = 0;
+            for (const auto& h : heads.value()) {
+                auto records = v2_store->journal(h.id);
+                REQUIRE(records);
+                std::uint64_t released = 0;
+                for (const auto& r : records.value())
+                    released = std::max(released, r.released_through);
+                for (const auto& r : records.value())
+                    if (r.version > released) n += r.output.size();
+            }
+            return n;
+        }
+        auto pending = store->pending_outbox(100);
+        REQUIRE(pending);
+        return pending.value().size();
+    }
+
+    /// The ids of the instances the store holds, in id order.
+    std::vector<std::string> instance_ids() {
+        std::vector<std::string> ids;
+        if (on_v2()) {
+            auto heads = v2_store->list({});
+            REQUIRE(heads);
+            for (const auto& h : heads.value()) ids.push_back(h.id);
+        } else {
+            auto all = store->list({});
+            REQUIRE(all);
+            for (const auto& r : all.value()) ids.push_back(r.id);
+        }
+        return ids;
+    }
+
+    /// Instances with something due at or before `at` (v1: its timers; v2: heads whose wake-up
+    /// time has come).
+    std::size_t overdue_at(time_point at) {
+        if (on_v2()) {
+            auto due = v2_store->due(at, 1000000);
+            REQUIRE(due);
+            return due.value().size();
+        }
+        auto due = store->timers(at);
+        REQUIRE(due);
+        return due.value().size();
     }
 
     /// A service at `endpoint` that holds a resource on `acquire` and frees it on `release`.

@@ -20,14 +20,8 @@ TEST_CASE("every transition is durable before the message it causes is released"
     auto check = [&](const envelope& e) {
         // When a participant sees a command, the store already records the step as running at
         // that attempt.
-        auto rec = w.store->load(e.saga_id);
-        if (!rec) {
-            problems.push_back("no record for " + e.saga_id);
-        } else {
-            const auto& unit = rec.value().state["units"][e.step];
-            if (unit.value("a", 0u) < e.attempt)
-                problems.push_back("attempt not recorded for " + e.step);
-        }
+        if (w.attempts_recorded(e.saga_id, e.step) < e.attempt)
+            problems.push_back("attempt not recorded for " + e.step);
         return participant_reply::success();
     };
     trip_services(w, check, check, check, check);
@@ -36,9 +30,7 @@ TEST_CASE("every transition is durable before the message it causes is released"
     w.settle();
     CHECK(w.view(id.value()).status == saga_status::completed);
     CHECK(problems.empty());
-    auto pending = w.store->pending_outbox(100);
-    REQUIRE(pending);
-    CHECK(pending.value().empty());  // every released message was acknowledged
+    CHECK(w.unreleased_messages() == 0);  // every released message was acknowledged
 }
 
 TEST_CASE("duplicated, late and reordered replies change nothing", "[engine][inbox]") {
@@ -59,7 +51,7 @@ TEST_CASE("duplicated, late and reordered replies change nothing", "[engine][inb
     for (const auto& [name, s] : w.services) CHECK(s->max_effects() <= 1);
 
     // A late copy of an old reply, delivered by hand after the end, changes nothing either.
-    const auto before = w.store->load(id.value()).value().version;
+    const auto before = w.version_of(id.value());
     envelope late;
     late.message_id = "late-copy";
     late.kind = message_kind::reply;
@@ -74,7 +66,7 @@ TEST_CASE("duplicated, late and reordered replies change nothing", "[engine][inb
                             [&](result<void> r) { sent = static_cast<bool>(r); });
     w.settle();
     CHECK(sent);
-    CHECK(w.store->load(id.value()).value().version == before);
+    CHECK(w.version_of(id.value()) == before);
     CHECK(w.view(id.value()).status == saga_status::completed);
 }
 
@@ -454,7 +446,7 @@ TEST_CASE(
             if (w.services["flights"]->holds("flights:" + id + "/book_flight") ||
                 w.services["hotels"]->holds("hotels:" + id + "/book_hotel")) {
                 std::string all;
-                auto hist = w.store->history(id);
+                auto hist = w.eng->history(id);
                 for (const auto& e : hist.value())
                     all += e.event + ":" + e.step + "#" + std::to_string(e.attempt) + " " +
                            e.detail.dump() + "\n";

@@ -86,7 +86,7 @@ TEST_CASE("forged and stale replies are counted by reason and logged at debug wi
     (void)w.eng->run_until_idle();
     REQUIRE(w.view(saga_id).steps.size() == 2);
     REQUIRE(w.view(saga_id).steps[1].status == step_status::running);  // waits for "second"
-    const auto before = w.store->load(saga_id).value().version;
+    const auto before = w.version_of(saga_id);
 
     const auto send = [&](const envelope& e) {
         bool sent = false;
@@ -105,7 +105,7 @@ TEST_CASE("forged and stale replies are counted by reason and logged at debug wi
     send(compensation);
 
     // none of them changed the saga
-    CHECK(w.store->load(saga_id).value().version == before);
+    CHECK(w.version_of(saga_id) == before);
     CHECK(w.view(saga_id).status == saga_status::running);
 
     // the real reply finishes it; a copy of it after the end finds the saga finished

@@ -70,7 +70,17 @@ TEST_CASE("a paused saga starts no step until it is resumed, then finishes",
     w.settle();
 
     CHECK(w.view(id.value()).status == saga_status::paused);
-    CHECK(w.log.all().empty());
+    // No step starts after the pause. What ran was started before it: nothing on today's core,
+    // the first step on core v2, whose start records the first step in the same transition.
+    const auto events = w.events_of(id.value());
+    const auto paused_at = std::find(events.begin(), events.end(), "saga_paused");
+    REQUIRE(paused_at != events.end());
+    CHECK(std::count_if(paused_at, events.end(),
+                        [](const std::string& e) { return e.starts_with("step_started:"); }) == 0);
+    CHECK(w.log.all().size() == static_cast<std::size_t>(std::count_if(
+                                    events.begin(), paused_at, [](const std::string& e) {
+                                        return e.starts_with("step_started:");
+                                    })));
     check_audited(w, id.value(), "saga_paused");
 
     REQUIRE(w.eng->resume(id.value(), ops));

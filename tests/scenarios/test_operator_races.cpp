@@ -8,7 +8,7 @@ using namespace saga::test;
 
 namespace {
 
-const operator_note ops{"ops@example.com", "incident 10"};
+const operator_note racing_ops{"ops@example.com", "incident 10"};
 
 /// Position of the last `event` in `events` (or -1).
 std::ptrdiff_t last_of(const std::vector<std::string>& events, std::string_view event) {
@@ -24,9 +24,7 @@ bool refused_with(const result<void>& r, errc e) {
 
 /// Timers of the store due at or before the virtual now.
 std::size_t overdue_timers(world& w) {
-    auto due = w.store->timers(w.clock->now());
-    REQUIRE(due);
-    return due.value().size();
+    return w.overdue_at(w.clock->now());
 }
 
 /// A booking waiting for approval (reserve done).
@@ -42,7 +40,7 @@ std::string waiting_booking(world& w) {
 /// and waits for its retry (no time has passed).
 std::string compensation_waiting_for_retry(world& w) {
     auto id = waiting_booking(w);
-    REQUIRE(w.eng->cancel(id, ops));
+    REQUIRE(w.eng->cancel(id, racing_ops));
     w.eng->run_until_idle();
     auto v = w.view(id);
     REQUIRE(v.status == saga_status::compensating);
@@ -60,9 +58,9 @@ TEST_CASE("resume restores the status the pause interrupted", "[engine][operatio
     SECTION("waiting") {
         booking_services(w);
         const auto id = waiting_booking(w);
-        REQUIRE(w.eng->pause(id, ops));
+        REQUIRE(w.eng->pause(id, racing_ops));
         CHECK(w.view(id).status == saga_status::paused);
-        REQUIRE(w.eng->resume(id, ops));
+        REQUIRE(w.eng->resume(id, racing_ops));
         CHECK(w.view(id).status == saga_status::waiting);
         w.eng->run_until_idle();
         CHECK(w.view(id).status == saga_status::waiting);
@@ -73,10 +71,10 @@ TEST_CASE("resume restores the status the pause interrupted", "[engine][operatio
     SECTION("compensating") {
         booking_services(w, fail_transiently(1));
         const auto id = compensation_waiting_for_retry(w);
-        REQUIRE(w.eng->pause(id, ops));
+        REQUIRE(w.eng->pause(id, racing_ops));
         w.eng->run_until_idle();
         CHECK(w.view(id).status == saga_status::paused);
-        REQUIRE(w.eng->resume(id, ops));
+        REQUIRE(w.eng->resume(id, racing_ops));
         CHECK(w.view(id).status == saga_status::compensating);
         w.eng->run_until_idle();
         CHECK(w.view(id).status == saga_status::compensating);
@@ -117,7 +115,7 @@ TEST_CASE("timers that fall due while a saga is paused fire after resume",
     SECTION("a wait's deadline") {
         booking_services(w);
         const auto id = waiting_booking(w);
-        REQUIRE(w.eng->pause(id, ops));
+        REQUIRE(w.eng->pause(id, racing_ops));
         w.clock->advance(booking_deadline + std::chrono::minutes{1});
         w.eng->run_until_idle();
         auto v = w.view(id);
@@ -126,7 +124,7 @@ TEST_CASE("timers that fall due while a saga is paused fire after resume",
         CHECK(count_of(w.events_of(id), "wait_deadline_passed:approve") == 0);
         CHECK(count_of(w.events_of(id), "compensation_started") == 0);
 
-        REQUIRE(w.eng->resume(id, ops));
+        REQUIRE(w.eng->resume(id, racing_ops));
         w.eng->run_until_idle();
         const auto events = w.events_of(id);
         CHECK(last_of(events, "wait_deadline_passed:approve") > last_of(events, "saga_resumed"));
@@ -138,20 +136,19 @@ TEST_CASE("timers that fall due while a saga is paused fire after resume",
     SECTION("a wait's deadline, across a restart") {
         booking_services(w);
         const auto id = waiting_booking(w);
-        REQUIRE(w.eng->pause(id, ops));
+        REQUIRE(w.eng->pause(id, racing_ops));
         w.clock->advance(booking_deadline + std::chrono::minutes{1});
         w.eng->run_until_idle();
         // A new engine on the same store (its participants first, they run on its executor).
         w.participants.clear();
-        w.eng.reset();
-        w.eng = std::make_unique<engine>(w.store, w.transport, engine_options{.clock = w.clock});
+        w.restart();
         REQUIRE(w.eng->add(booking_definition()));
         booking_services(w);
         w.settle();
         CHECK(w.view(id).status == saga_status::paused);
         CHECK(w.view(id).step("approve")->status == step_status::waiting);
 
-        REQUIRE(w.eng->resume(id, ops));
+        REQUIRE(w.eng->resume(id, racing_ops));
         w.settle();
         CHECK(w.view(id).status == saga_status::compensated);
         const auto events = w.events_of(id);
@@ -162,14 +159,14 @@ TEST_CASE("timers that fall due while a saga is paused fire after resume",
     SECTION("a compensation's retry") {
         booking_services(w, fail_transiently(1));
         const auto id = compensation_waiting_for_retry(w);
-        REQUIRE(w.eng->pause(id, ops));
+        REQUIRE(w.eng->pause(id, racing_ops));
         w.settle();  // the retry falls due while paused
         auto v = w.view(id);
         CHECK(v.status == saga_status::paused);
         CHECK(v.step("reserve")->status == step_status::compensating);
         CHECK(v.step("reserve")->compensation_attempts == 1);
 
-        REQUIRE(w.eng->resume(id, ops));
+        REQUIRE(w.eng->resume(id, racing_ops));
         w.eng->run_until_idle();  // no time passes: the retry is overdue and runs now
         v = w.view(id);
         CHECK(v.status == saga_status::cancelled);
@@ -203,8 +200,8 @@ TEST_CASE("cancelling a saga that already compensates is invalid_state",
     SECTION("cancelled, not yet moved") {
         booking_services(w);
         const auto id = waiting_booking(w);
-        REQUIRE(w.eng->cancel(id, ops));
-        CHECK(refused_with(w.eng->cancel(id, ops), errc::invalid_state));
+        REQUIRE(w.eng->cancel(id, racing_ops));
+        CHECK(refused_with(w.eng->cancel(id, racing_ops), errc::invalid_state));
         w.settle();
         CHECK(w.view(id).status == saga_status::cancelled);
         CHECK(count_of(w.events_of(id), "cancel_requested") == 1);
@@ -213,7 +210,7 @@ TEST_CASE("cancelling a saga that already compensates is invalid_state",
         booking_services(w, fail_transiently(1));
         const auto id = compensation_waiting_for_retry(w);
         CHECK(refused_with(w.eng->cancel(id, "again"), errc::invalid_state));
-        CHECK(refused_with(w.eng->cancel(id, ops), errc::invalid_state));
+        CHECK(refused_with(w.eng->cancel(id, racing_ops), errc::invalid_state));
     }
     SECTION("compensating after a deadline passed") {
         booking_services(w, fail_transiently(1));
@@ -221,17 +218,17 @@ TEST_CASE("cancelling a saga that already compensates is invalid_state",
         w.clock->advance(booking_deadline + std::chrono::minutes{1});
         w.eng->run_until_idle();
         REQUIRE(w.view(id).status == saga_status::compensating);
-        CHECK(refused_with(w.eng->cancel(id, ops), errc::invalid_state));
+        CHECK(refused_with(w.eng->cancel(id, racing_ops), errc::invalid_state));
         w.settle();
         CHECK(w.view(id).status == saga_status::compensated);
     }
     SECTION("paused, then cancelled: the cancel ends the pause") {
         booking_services(w);
         const auto id = waiting_booking(w);
-        REQUIRE(w.eng->pause(id, ops));
-        REQUIRE(w.eng->cancel(id, ops));
+        REQUIRE(w.eng->pause(id, racing_ops));
+        REQUIRE(w.eng->cancel(id, racing_ops));
         CHECK(w.view(id).status == saga_status::compensating);
-        CHECK(refused_with(w.eng->cancel(id, ops), errc::invalid_state));
+        CHECK(refused_with(w.eng->cancel(id, racing_ops), errc::invalid_state));
         w.settle();
         CHECK(w.view(id).status == saga_status::cancelled);
     }
@@ -245,11 +242,11 @@ TEST_CASE("a compensation that fails for good while paused leaves the saga pause
     // Billing refuses the release for good, and an operator pauses the saga while billing
     // handles it: the refusal arrives at a paused saga.
     booking_services(w, [&](const envelope&) {
-        REQUIRE(w.eng->pause(id, ops));
+        REQUIRE(w.eng->pause(id, racing_ops));
         return participant_reply::permanent("ledger closed");
     });
     id = waiting_booking(w);
-    REQUIRE(w.eng->cancel(id, ops));
+    REQUIRE(w.eng->cancel(id, racing_ops));
     w.settle();
     auto v = w.view(id);
     CHECK(v.status == saga_status::paused);
@@ -257,7 +254,7 @@ TEST_CASE("a compensation that fails for good while paused leaves the saga pause
     CHECK(count_of(w.events_of(id), "saga_compensation_failed") == 0);
 
     SECTION("resumed, it ends compensation_failed") {
-        REQUIRE(w.eng->resume(id, ops));
+        REQUIRE(w.eng->resume(id, racing_ops));
         w.settle();
         v = w.view(id);
         CHECK(v.status == saga_status::compensation_failed);
@@ -266,10 +263,10 @@ TEST_CASE("a compensation that fails for good while paused leaves the saga pause
         CHECK(last_of(events, "saga_compensation_failed") > last_of(events, "saga_resumed"));
     }
     SECTION("the failed compensation skipped, it stays paused, then ends cancelled") {
-        REQUIRE(w.eng->skip_step(id, "reserve", ops));
+        REQUIRE(w.eng->skip_step(id, "reserve", racing_ops));
         w.settle();
         CHECK(w.view(id).status == saga_status::paused);
-        REQUIRE(w.eng->resume(id, ops));
+        REQUIRE(w.eng->resume(id, racing_ops));
         w.settle();
         CHECK(w.view(id).status == saga_status::cancelled);
     }
@@ -288,8 +285,8 @@ TEST_CASE("a cancel accepted while the pivot runs is carried out even if the piv
     w.resource_service("flights", "book", "cancel");
     w.resource_service("hotels", "book", "cancel");
     w.resource_service("payments", "charge", "refund", [&](const envelope&) {
-        REQUIRE(w.eng->cancel(id, ops));
-        REQUIRE(w.eng->pause(id, ops));
+        REQUIRE(w.eng->cancel(id, racing_ops));
+        REQUIRE(w.eng->pause(id, racing_ops));
         return participant_reply::success();
     });
     w.resource_service("shipping", "ship", "unship");
@@ -300,7 +297,7 @@ TEST_CASE("a cancel accepted while the pivot runs is carried out even if the piv
     REQUIRE(v.status == saga_status::paused);
     REQUIRE(v.step("charge")->status == step_status::completed);
 
-    REQUIRE(w.eng->resume(id, ops));
+    REQUIRE(w.eng->resume(id, racing_ops));
     CHECK(w.view(id).status == saga_status::compensating);
     w.settle();
     v = w.view(id);
@@ -318,7 +315,7 @@ TEST_CASE("a timer that outlives its step, skipped by an operator, is cleared wh
     REQUIRE(w.eng->add(booking_definition()));
     booking_services(w);
     const auto id = waiting_booking(w);
-    REQUIRE(w.eng->skip_step(id, "approve", ops));  // its deadline timer stays behind
+    REQUIRE(w.eng->skip_step(id, "approve", racing_ops));  // its deadline timer stays behind
     w.eng->run_until_idle();
     REQUIRE(w.view(id).status == saga_status::completed);
     auto timers = w.store->timers();
@@ -346,16 +343,16 @@ TEST_CASE("a timer armed by an instance since evicted is cleared when it falls d
         return participant_reply::success();
     });
     const auto id = waiting_booking(w);
-    REQUIRE(w.eng->skip_step(id, "approve", ops));
+    REQUIRE(w.eng->skip_step(id, "approve", racing_ops));
     w.eng->run_until_idle();
     REQUIRE(w.view(id).status == saga_status::failed);
-    REQUIRE(w.eng->retry(id, ops));
-    REQUIRE(w.eng->pause(id, ops));
+    REQUIRE(w.eng->retry(id, racing_ops));
+    REQUIRE(w.eng->pause(id, racing_ops));
     w.eng->run_until_idle();
     w.clock->advance(booking_deadline + std::chrono::minutes{1});
     w.eng->run_until_idle();
     CHECK(overdue_timers(w) == 0);
-    REQUIRE(w.eng->resume(id, ops));
+    REQUIRE(w.eng->resume(id, racing_ops));
     w.settle();
     CHECK(w.view(id).status == saga_status::completed);
     CHECK(overdue_timers(w) == 0);
@@ -385,7 +382,7 @@ TEST_CASE("a step whose retry falls due as a cancel lands is compensated if it m
     w.eng->run_until_idle();
     REQUIRE(w.view(id).step("flight")->status == step_status::retrying);
     w.clock->advance(std::chrono::seconds{5});  // the retry falls due (queued, not handled)
-    REQUIRE(w.eng->cancel(id, ops));
+    REQUIRE(w.eng->cancel(id, racing_ops));
     w.settle();
     auto v = w.view(id);
     CHECK(v.status == saga_status::cancelled);

@@ -41,7 +41,7 @@ TEST_CASE("a schedule starts its saga once per tick", "[engine][schedule]") {
     REQUIRE(w.eng->add(refresh_definition()));
     REQUIRE(w.eng->schedule(hourly()));
     REQUIRE(w.eng->run_until_settled(std::chrono::hours{5} + std::chrono::minutes{1}));
-    const auto ids = ids_of(*w.store);
+    const auto ids = w.instance_ids();
     CHECK(ids.size() == 6);  // the tick running at the start, and five more
     for (const auto& id : ids) {
         CHECK(id.starts_with("refresh@"));

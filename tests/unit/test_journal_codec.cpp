@@ -82,7 +82,7 @@ std::string nlohmann_string(const std::string& s) {
     return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-saga::envelope full_envelope() {
+saga::envelope codec_envelope() {
     saga::envelope e;
     e.message_id = "campaign-42/submit[google_ads]/f1/2";
     e.kind = saga::message_kind::compensation;
@@ -320,7 +320,7 @@ TEST_CASE("malformed events are refused naming the event and the field", "[journ
 TEST_CASE("released messages survive a round trip", "[journal][codec]") {
     std::vector<saga::outbound_message> messages(3);
     messages[0].destination = "ads.google";
-    messages[0].message = full_envelope();
+    messages[0].message = codec_envelope();
     messages[1].destination = "campaign.events";
     messages[1].topic = true;
     messages[1].message.message_id = "campaign-42/published";

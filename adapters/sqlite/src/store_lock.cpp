@@ -10,17 +10,13 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "sqlite_common.hpp"
+
 namespace saga::sqlite {
 
-namespace {
+using detail::about_file;
 
-/// "sqlite store 'path': ", as in sqlite_store.cpp.
-std::string about_file(std::string_view path) {
-    std::string s = "sqlite store '";
-    s.append(path);
-    s.append("': ");
-    return s;
-}
+namespace {
 
 std::string reason(int err) {
     return std::system_category().message(err);

@@ -8,10 +8,6 @@ namespace {
 
 constexpr std::string_view fifo_suffix = ".fifo";
 
-bool ends_with(std::string_view s, std::string_view suffix) {
-    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 /// Letters, digits, '-' and '_' stay; everything else becomes '-'.
 std::string sanitise(std::string_view s) {
     std::string out;
@@ -28,7 +24,7 @@ result<std::string> make_name(std::string_view what, std::string_view prefix, st
     if (name.empty())
         return error{errc::invalid_argument, "sqs: empty " + std::string{what} + " name"};
     std::string base{name};
-    if (ends_with(base, fifo_suffix)) base.resize(base.size() - fifo_suffix.size());
+    if (base.ends_with(fifo_suffix)) base.resize(base.size() - fifo_suffix.size());
     std::string out = sanitise(std::string{prefix} + base);
     if (fifo) out += fifo_suffix;
     if (out.size() > limit)
@@ -51,7 +47,7 @@ result<std::string> topic_name(const sqs_options& options, std::string_view topi
 
 std::string dead_letter_endpoint(const sqs_options& options, std::string_view endpoint) {
     std::string base{endpoint};
-    if (ends_with(base, fifo_suffix)) base.resize(base.size() - fifo_suffix.size());
+    if (base.ends_with(fifo_suffix)) base.resize(base.size() - fifo_suffix.size());
     return base + options.dead_letter_suffix;
 }
 

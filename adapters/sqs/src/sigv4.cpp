@@ -12,7 +12,11 @@
 #include <fstream>
 #include <map>
 
+#include "environment.hpp"
+
 namespace saga::sqs {
+
+using detail::env;
 
 namespace {
 
@@ -62,11 +66,6 @@ std::string canonical_value(std::string_view v) {
         out.push_back(c);
     }
     return out;
-}
-
-std::string env(const char* name) {
-    const char* v = std::getenv(name);
-    return v ? std::string{v} : std::string{};
 }
 
 std::string trim(std::string_view s) {

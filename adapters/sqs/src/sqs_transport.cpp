@@ -58,7 +58,11 @@
 //   io_context (and with it every suspended coroutine) before anything else goes. Deliveries
 //   and subscriptions, which the user holds, have a weak_ptr.
 
+#include "environment.hpp"
+
 namespace saga::sqs {
+
+using detail::env;
 
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
@@ -108,19 +112,10 @@ constexpr std::string_view message_id_attribute = "saga.dead_letter.sqs_message_
 /// Where a batcher sends: an endpoint's queue, a topic, or the dead-letter queue of an endpoint.
 enum class route { queue, topic, dead_letter };
 
-std::string env(const char* name) {
-    const char* v = std::getenv(name);
-    return v ? std::string{v} : std::string{};
-}
-
 std::string first_of(std::initializer_list<std::string> values) {
     for (const auto& v : values)
         if (!v.empty()) return v;
     return {};
-}
-
-bool ends_with(std::string_view s, std::string_view suffix) {
-    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
 /// Form encoding of the query protocol (RFC 3986 unreserved characters stay).
@@ -506,8 +501,8 @@ struct sqs_transport::impl : std::enable_shared_from_this<impl> {
     }
     [[nodiscard]] bool is_dead_letter(const std::string& endpoint) const {
         std::string_view base = endpoint;
-        if (ends_with(base, ".fifo")) base.remove_suffix(5);
-        return !opts.dead_letter_suffix.empty() && ends_with(base, opts.dead_letter_suffix);
+        if (base.ends_with(".fifo")) base.remove_suffix(5);
+        return !opts.dead_letter_suffix.empty() && base.ends_with(opts.dead_letter_suffix);
     }
 
     /// The queue URL of `endpoint` (in `body`), created when owned. One attempt.
@@ -914,7 +909,7 @@ struct sqs_transport::impl : std::enable_shared_from_this<impl> {
         }
         if (!q.ok) co_return q;
         // a dead-letter queue is FIFO exactly when its source is (SQS's rule): its URL says so
-        const bool fifo = !dead_letter || ends_with(q.body, ".fifo");
+        const bool fifo = !dead_letter || q.body.ends_with(".fifo");
         const auto entry = [&](outgoing& m, json e) {
             if (fifo && !m.group_id.empty()) e["MessageGroupId"] = m.group_id;
             if (fifo && !m.dedup_id.empty()) e["MessageDeduplicationId"] = m.dedup_id;

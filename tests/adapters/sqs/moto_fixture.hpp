@@ -189,4 +189,33 @@ inline saga::sqs::sqs_options moto_options(const moto_server& moto) {
         if (!(moto).available()) SAGA_SKIP_TEST("moto_server not found on PATH"); \
     } while (false)
 
+/// The moto_server of a test binary, started on first use and shared by its test cases.
+inline moto_server& shared_moto() {
+    static moto_server server;
+    return server;
+}
+
+/// A test's view of one transport: what the contract helpers need, plus the concrete type.
+struct env {
+    std::shared_ptr<saga::sqs::sqs_transport> sqs;
+    std::shared_ptr<saga::transport> transport;
+    saga::duration visibility_timeout = std::chrono::seconds{1};
+    std::chrono::milliseconds max_wait = std::chrono::seconds{60};  // a bound: CI is slow
+    std::chrono::milliseconds quiet_period = std::chrono::milliseconds{300};
+
+    explicit env(saga::sqs::sqs_options o) {
+        auto t = saga::sqs::sqs_transport::create(std::move(o));
+        REQUIRE(t);
+        sqs = std::move(t).value();
+        transport = sqs;
+    }
+    void advance(saga::duration d) const { std::this_thread::sleep_for(d); }
+};
+
+/// `base` with a number no earlier call of the binary returned: queue names of their own.
+inline std::string unique(std::string_view base) {
+    static int counter = 0;
+    return std::string{base} + "-" + std::to_string(++counter);
+}
+
 }  // namespace saga::sqs::test

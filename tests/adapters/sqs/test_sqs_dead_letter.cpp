@@ -105,30 +105,9 @@ std::string attribute(const json& message, const std::string& name) {
     return message["MessageAttributes"][name].value("StringValue", std::string());
 }
 
-/// A test's transport with the contract helpers' fixture shape.
-struct env {
-    std::shared_ptr<saga::sqs::sqs_transport> sqs;
-    std::shared_ptr<saga::transport> transport;
-    std::chrono::milliseconds max_wait = 60s;  // a bound, not an expectation: CI is slow
-    std::chrono::milliseconds quiet_period = 300ms;
-
-    explicit env(saga::sqs::sqs_options o) {
-        auto t = saga::sqs::sqs_transport::create(std::move(o));
-        REQUIRE(t);
-        sqs = std::move(t).value();
-        transport = sqs;
-    }
-};
-
-moto_server& shared_moto() {
-    static moto_server server;
-    return server;
-}
-
-std::string unique(std::string_view base) {
-    static int counter = 0;
-    return std::string{base} + "-" + std::to_string(++counter);
-}
+using saga::sqs::test::env;
+using saga::sqs::test::shared_moto;
+using saga::sqs::test::unique;
 
 }  // namespace
 
@@ -309,12 +288,12 @@ TEST_CASE("sqs: a queue given by URL dead-letters into the queue its RedrivePoli
 
 namespace {
 
-struct payment {
+struct shipped_payment {
     int amount = 0;
     std::string receipt;
     std::string shipment;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(payment, amount, receipt, shipment)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(shipped_payment, amount, receipt, shipment)
 
 /// What a flood run saw.
 struct flood_run {
@@ -348,20 +327,20 @@ flood_run flood(const moto_server& moto, std::size_t junk, int sagas, std::size_
     const std::string engine_endpoint = "flood-engine";
     const std::string billing_endpoint = "flood-billing";
 
-    auto def = saga::definition_builder<payment>("pay", 1)
+    auto def = saga::definition_builder<shipped_payment>("pay", 1)
                    .remote("charge", billing_endpoint,
-                           [](const payment& p) {
+                           [](const shipped_payment& p) {
                                return saga::command{"charge", {{"amount", p.amount}}};
                            })
-                   .on_reply([](payment& p, const json& r) {
+                   .on_reply([](shipped_payment& p, const json& r) {
                        p.receipt = r.value("receipt", std::string());
                    })
                    .timeout(10min)
                    .remote("ship", billing_endpoint,
-                           [](const payment& p) {
+                           [](const shipped_payment& p) {
                                return saga::command{"ship", {{"amount", p.amount}}};
                            })
-                   .on_reply([](payment& p, const json& r) {
+                   .on_reply([](shipped_payment& p, const json& r) {
                        p.shipment = r.value("shipment", std::string());
                    })
                    .timeout(10min)
@@ -484,7 +463,7 @@ flood_run flood(const moto_server& moto, std::size_t junk, int sagas, std::size_
     const auto began = clock::now();
     std::vector<std::string> ids;
     for (int i = 1; i <= sagas; ++i) {
-        auto id = eng.start("pay", payment{.amount = i});
+        auto id = eng.start("pay", shipped_payment{.amount = i});
         REQUIRE(id);
         ids.push_back(id.value());
     }

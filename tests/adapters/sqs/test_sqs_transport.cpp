@@ -31,32 +31,9 @@ using saga::sqs::test::log_capture;
 using saga::sqs::test::moto_options;
 using saga::sqs::test::moto_server;
 
-saga::sqs::test::moto_server& shared_moto() {
-    static moto_server server;
-    return server;
-}
-
-/// A test's view of one transport: what the contract helpers need, plus the concrete type.
-struct env {
-    std::shared_ptr<sqs_transport> sqs;
-    std::shared_ptr<saga::transport> transport;
-    saga::duration visibility_timeout = 1s;
-    std::chrono::milliseconds max_wait = 60s;  // a bound, not an expectation: CI is slow
-    std::chrono::milliseconds quiet_period = 300ms;
-
-    explicit env(sqs_options o) {
-        auto t = sqs_transport::create(std::move(o));
-        REQUIRE(t);
-        sqs = std::move(t).value();
-        transport = sqs;
-    }
-    void advance(saga::duration d) const { std::this_thread::sleep_for(d); }
-};
-
-std::string unique(std::string_view base) {
-    static int counter = 0;
-    return std::string{base} + "-" + std::to_string(++counter);
-}
+using saga::sqs::test::env;
+using saga::sqs::test::shared_moto;
+using saga::sqs::test::unique;
 
 saga::envelope saga_message(int saga, int step) {
     saga::envelope e;
