@@ -19,7 +19,13 @@ saga_build() {
         # manual, "Precompiled headers"; cmake/saga_pch.cmake)
         export CCACHE_SLOPPINESS=${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}
     fi
-    cmake -S "$SAGA_ROOT" -B "$SAGA_ROOT/$dir" \
+    # Ninja when installed (install-deps.sh installs it) for a new tree; a tree keeps the
+    # generator it was configured with.
+    local generator=()
+    if [[ ! -f "$SAGA_ROOT/$dir/CMakeCache.txt" ]] && command -v ninja >/dev/null 2>&1; then
+        generator=(-G Ninja)
+    fi
+    cmake -S "$SAGA_ROOT" -B "$SAGA_ROOT/$dir" "${generator[@]}" \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         -DSAGA_WERROR=ON \
         "${launcher[@]}" \

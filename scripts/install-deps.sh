@@ -10,6 +10,9 @@ set -euo pipefail
 PACKAGES=(
     build-essential
     cmake
+    # the build tool of scripts/common.sh: unlike make, it compiles a target's sources while the
+    # libraries it links are still being built, so -j2 keeps both cores busy
+    ninja-build
     g++
     git
     pkg-config

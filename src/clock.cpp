@@ -159,4 +159,10 @@ std::size_t virtual_clock::pending() const {
     return calls_.size();
 }
 
+std::optional<clock::timer_id> virtual_clock::next_id() const {
+    std::lock_guard lock(mutex_);
+    if (calls_.empty()) return std::nullopt;
+    return calls_.begin()->second.first;
+}
+
 }  // namespace saga

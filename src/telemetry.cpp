@@ -54,9 +54,7 @@ void engine_impl::init_telemetry() {
             }
             for (auto& name : names) {
                 const auto st = self.endpoint_circuit(name);
-                out.emplace_back(std::move(name), st == circuit_state::closed      ? 0.0
-                                                  : st == circuit_state::half_open ? 1.0
-                                                                                   : 2.0);
+                out.emplace_back(std::move(name), saga::telemetry::circuit_gauge(st));
             }
         });
         return out;

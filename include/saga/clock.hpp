@@ -75,6 +75,8 @@ public:
     [[nodiscard]] std::optional<time_point> next_due() const;
     /// How many wake-ups are pending.
     [[nodiscard]] std::size_t pending() const;
+    /// The id of the earliest pending wake-up (the first scheduled among those due together).
+    [[nodiscard]] std::optional<timer_id> next_id() const;
 
     [[nodiscard]] static time_point default_start();
 

@@ -254,7 +254,7 @@ result<void> on_signal(context& c, const signal_input& s) {
     SAGA_TRY(open_for(c.st, fmt::format("signal '{}'", s.name), false));
     if (!s.message_id.empty() && std::find(c.st.consumed_ids.begin(), c.st.consumed_ids.end(),
                                            s.message_id) != c.st.consumed_ids.end()) {
-        c.out.ignored.push_back({{}, s.message_id, "signal delivered before"});
+        c.out.ignored.push_back({{}, s.message_id, ignore_reason::duplicate});
         return success();
     }
     event e;
@@ -278,7 +278,7 @@ void on_local_done(context& c, const local_done_input& l) {
                           : u.status == step_status::compensating &&
                                 u.compensation_attempts == l.attempt && !u.retry_at;
     if (!open) {
-        c.out.ignored.push_back({l.unit, {}, "local attempt no longer open"});
+        c.out.ignored.push_back({l.unit, {}, ignore_reason::not_waiting});
         return;
     }
     attempt_done(c, *n, l.unit, l.dir, l.outcome);
@@ -454,7 +454,7 @@ decision decide(const compiled& def, const config& cfg, instance& state, detail:
                 using T = std::decay_t<decltype(i)>;
                 if constexpr (std::is_same_v<T, reply_input>) {
                     if (is_terminal(state.status))
-                        out.ignored.push_back({i.unit, i.message_id, "saga finished"});
+                        out.ignored.push_back({i.unit, i.message_id, ignore_reason::finished});
                     else
                         handle_reply(c, i);
                 } else if constexpr (std::is_same_v<T, signal_input>) {

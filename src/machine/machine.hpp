@@ -13,6 +13,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -124,11 +125,36 @@ struct cancel_local_effect {
 
 using effect = std::variant<send_effect, run_local_effect, cancel_local_effect>;
 
-/// A reply or signal that changed nothing, with the reason (for metrics and debug logs).
+/// Why an input changed nothing: the `reason` label of `saga_replies_ignored_total` and of
+/// the debug line `reply_ignored` (docs/operations.md).
+enum class ignore_reason : std::uint8_t {
+    unknown_saga,     ///< no instance has the saga id
+    finished,         ///< the saga is terminal
+    unknown_step,     ///< no step of that name takes replies
+    unknown_attempt,  ///< an attempt that never started, or an id that names none
+    not_waiting,      ///< the attempt is no longer open: a late copy, an earlier generation
+    duplicate,        ///< a signal or event delivered before
+};
+
+/// The label value of `r` (`"not_waiting"`).
+[[nodiscard]] constexpr std::string_view to_string(ignore_reason r) noexcept {
+    switch (r) {
+        case ignore_reason::unknown_saga: return "unknown_saga";
+        case ignore_reason::finished: return "finished";
+        case ignore_reason::unknown_step: return "unknown_step";
+        case ignore_reason::unknown_attempt: return "unknown_attempt";
+        case ignore_reason::not_waiting: return "not_waiting";
+        case ignore_reason::duplicate: return "duplicate";
+    }
+    return "unknown";
+}
+
+/// A reply, signal or local result that changed nothing, with the reason (for metrics and
+/// debug logs).
 struct ignored_input {
     std::string unit;
     std::string message_id;
-    std::string reason;
+    ignore_reason reason = ignore_reason::not_waiting;
 };
 
 /// The result of one decision: apply `events` (already applied to the state passed in),

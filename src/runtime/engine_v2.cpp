@@ -1,8 +1,8 @@
 // saga::engine on core v2: the public engine's calls as inputs of the runtime (one write path),
 // queries read from the journal. Chosen by constructing saga::engine with a journal_store.
 // History comes from the journal (legacy::to_history), telemetry from each committed record
-// (telemetry::journal_telemetry). While core v2 is being switched in, `schedule` and `blocked`
-// are the parts still being ported (docs/internals.md, "Status").
+// (telemetry::journal_telemetry), schedules from the scheduler both cores share. While core v2
+// is being switched in, `blocked` is the part still being ported (docs/internals.md, "Status").
 
 #include <fmt/format.h>
 #include <boost/asio/executor_work_guard.hpp>
@@ -87,7 +87,11 @@ public:
         ro.on_ignored = [this](const instance_head& h, const machine::instance& st,
                                std::span<const machine::ignored_input> ignored,
                                time_point at) { telemetry_.on_ignored(h, st, ignored, at); };
-        ro.on_unrouted = [this](std::string_view reason) { telemetry_.count_ignored(reason); };
+        ro.on_unrouted = [this](const envelope& m, machine::ignore_reason reason) {
+            telemetry_.on_unrouted(m, reason, clock_->now());
+        };
+        ro.on_commit_took = [this](double s) { telemetry_.commit_took(s); };
+        ro.on_release_took = [this](double s) { telemetry_.release_took(s); };
         rt_ = saga::runtime::runtime::create(std::move(ro)).value();
         // the gauges may be read after the engine is gone (a shared registry): they hold the
         // runtime weakly
@@ -96,6 +100,18 @@ public:
         g.in_flight = [rt] {
             auto r = rt.lock();
             return r ? static_cast<double>(r->cached()) : 0.0;
+        };
+        g.outbox_unreleased = [rt] {
+            auto r = rt.lock();
+            return r ? static_cast<double>(r->unreleased()) : 0.0;
+        };
+        g.circuits = [rt] {
+            std::vector<std::pair<std::string, double>> out;
+            auto r = rt.lock();
+            if (!r) return out;
+            for (auto& name : r->endpoints())
+                out.emplace_back(name, telemetry::circuit_gauge(r->endpoint_circuit(name)));
+            return out;
         };
         telemetry_.set_gauges(std::move(g));
         scheduler_ = std::make_shared<detail::scheduler>(detail::scheduler::hooks{
@@ -290,6 +306,11 @@ public:
             run_until_idle();
             auto next = vc->next_due();
             if (!next || *next > until) break;
+            // The due poll alone is no work: settled, unless an instance that is not in
+            // memory falls due before the limit (the poll would load it).
+            if (vc->pending() == 1 && rt_->is_due_poll(*vc->next_id()) &&
+                !rt_->due_elsewhere(until))
+                break;
             vc->advance_to_next();
         }
         return success();

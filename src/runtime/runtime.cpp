@@ -24,6 +24,10 @@ namespace asio = boost::asio;
 
 namespace {
 
+double seconds_since(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
 std::string new_id() {
     thread_local std::mt19937_64 rng{std::random_device{}()};
     return fmt::format("{:016x}{:016x}", rng(), rng());
@@ -397,9 +401,12 @@ void runtime::drain(const std::shared_ptr<actor>& a) {
     a->busy = true;
     auto self = shared_from_this();
     auto head = w.head;
+    const auto began = std::chrono::steady_clock::now();
     opts_.store->async_commit(
-        std::move(w), [self, a, d = std::move(d), callers = std::move(callers),
-                       kept = std::move(kept), head = std::move(head)](result<void> r) mutable {
+        std::move(w),
+        [self, a, d = std::move(d), callers = std::move(callers), kept = std::move(kept),
+         head = std::move(head), began](result<void> r) mutable {
+            if (self->opts_.on_commit_took) self->opts_.on_commit_took(seconds_since(began));
             asio::post(a->strand,
                        [self, a, r = std::move(r), d = std::move(d), callers = std::move(callers),
                         kept = std::move(kept), head = std::move(head)]() mutable {
@@ -488,6 +495,29 @@ void runtime::apply_effects(const std::shared_ptr<actor>& a, std::vector<machine
     }
 }
 
+bool runtime::is_due_poll(clock::timer_id id) const {
+    std::lock_guard lock(mutex_);
+    return poll_timer_ && *poll_timer_ == id;
+}
+
+bool runtime::due_elsewhere(time_point t) const {
+    auto due = opts_.store->due(t, 1000);
+    if (!due) return true;  // cannot tell: keep going
+    std::lock_guard lock(mutex_);
+    for (const auto& id : due.value()) {
+        auto it = actors_.find(id);
+        if (it == actors_.end() || !it->second->loaded) return true;
+    }
+    return false;
+}
+
+std::vector<std::string> runtime::endpoints() const {
+    std::lock_guard lock(mutex_);
+    std::vector<std::string> out;
+    for (const auto& [name, e] : endpoints_) out.push_back(name);
+    return out;
+}
+
 std::shared_ptr<runtime::endpoint_state> runtime::endpoint(const std::string& name) {
     std::lock_guard lock(mutex_);
     auto& e = endpoints_[name];
@@ -552,12 +582,17 @@ void runtime::release(const std::shared_ptr<actor>& a, const std::string& endpoi
         ++stats_.sends;
     }
     auto self = shared_from_this();
-    opts_.transport->async_send(endpoint_name, std::move(m), [self, a, version](result<void> r) {
-        // A failed send stays unacknowledged: the attempt's deadline re-sends it, and recovery
-        // releases it again.
-        if (!r) return;
-        asio::post(a->strand, [self, a, version] { self->released(a, version); });
-    });
+    ++unreleased_;
+    const auto began = std::chrono::steady_clock::now();
+    opts_.transport->async_send(
+        endpoint_name, std::move(m), [self, a, version, began](result<void> r) {
+            --self->unreleased_;
+            // A failed send stays unacknowledged: the attempt's deadline
+            // re-sends it, and recovery releases it again.
+            if (!r) return;
+            if (self->opts_.on_release_took) self->opts_.on_release_took(seconds_since(began));
+            asio::post(a->strand, [self, a, version] { self->released(a, version); });
+        });
 }
 
 void runtime::released(const std::shared_ptr<actor>& a, std::uint64_t version) {
@@ -726,7 +761,7 @@ void runtime::on_delivery(const std::shared_ptr<delivery>& d) {
                 std::lock_guard lock(mutex_);
                 ++stats_.ignored;
             }
-            if (opts_.on_unrouted) opts_.on_unrouted("unknown_attempt");
+            if (opts_.on_unrouted) opts_.on_unrouted(m, machine::ignore_reason::unknown_attempt);
             d->ack();
             return;
         }
@@ -769,13 +804,20 @@ void runtime::on_delivery(const std::shared_ptr<delivery>& d) {
     // Acknowledged once durable for every target; an unknown or finished saga's message is
     // consumed too.
     struct fan_out {
-        std::atomic<std::size_t> left;
+        std::atomic<std::size_t> left{0};
         std::atomic<bool> failed{false};
     };
-    auto pending = std::make_shared<fan_out>(targets.size());
+    auto pending = std::make_shared<fan_out>();
+    pending->left = targets.size();
+    std::weak_ptr<runtime> weak = shared_from_this();
     for (std::size_t i = 0; i < targets.size(); ++i) {
         auto input = i + 1 < targets.size() ? in : std::move(in);
-        post(targets[i], std::move(input), [d, pending](result<void> r) {
+        post(targets[i], std::move(input), [d, pending, weak](result<void> r) {
+            if (!r && r.error() == errc::not_found && d->message().kind == message_kind::reply) {
+                auto self = weak.lock();
+                if (self && self->opts_.on_unrouted)
+                    self->opts_.on_unrouted(d->message(), machine::ignore_reason::unknown_saga);
+            }
             if (!r && r.error() != errc::not_found && r.error() != errc::saga_finished)
                 pending->failed = true;
             if (--pending->left > 0) return;

@@ -49,9 +49,14 @@ struct options {
     std::function<void(const instance_head&, const machine::instance&,
                        std::span<const machine::ignored_input>, time_point)>
         on_ignored;
-    /// Called with the reason for a message no instance could be asked about (a reply whose
-    /// idempotency key names no attempt: "unknown_attempt").
-    std::function<void(std::string_view reason)> on_unrouted;
+    /// Called with a reply no instance could use before any saw it, and why: its saga id names
+    /// no instance (`unknown_saga`), or its idempotency key names no attempt
+    /// (`unknown_attempt`).
+    std::function<void(const envelope&, machine::ignore_reason)> on_unrouted;
+    /// Called with the seconds (steady clock) from handing a transition to the store until it
+    /// was durable, and from releasing a message until the transport accepted it.
+    std::function<void(double)> on_commit_took;
+    std::function<void(double)> on_release_took;
     /// How often the store is asked for instances that fall due soon and are not in memory
     /// (after a restart, or after they left memory): each is woken at its head's wake-up time.
     duration due_poll = std::chrono::seconds{30};
@@ -128,6 +133,14 @@ public:
     /// Rate limit and circuit breaker of `endpoint`, applied when a command is released.
     void set_endpoint_policy(const std::string& endpoint, endpoint_policy policy);
     [[nodiscard]] circuit_state endpoint_circuit(const std::string& endpoint);
+    /// The endpoints commands have been released to or that have a policy.
+    [[nodiscard]] std::vector<std::string> endpoints() const;
+    /// Whether `id` is the wake-up of the periodic due poll (see `options::due_poll`).
+    [[nodiscard]] bool is_due_poll(clock::timer_id id) const;
+    /// Whether an instance that is not in memory falls due at or before `t`.
+    [[nodiscard]] bool due_elsewhere(time_point t) const;
+    /// Messages released to the transport that it has not accepted yet.
+    [[nodiscard]] std::size_t unreleased() const { return unreleased_.load(); }
 
     /// The typed state of a cached instance (tests), or nothing.
     [[nodiscard]] std::optional<machine::instance> cached_state(const std::string& id) const;
@@ -190,6 +203,7 @@ private:
     std::optional<clock::timer_id> poll_timer_;
     bool closed_ = false;
     runtime_stats stats_;
+    std::atomic<std::size_t> unreleased_{0};
 };
 
 }  // namespace saga::runtime

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include <saga/endpoint_policy.hpp>
 #include <saga/metrics.hpp>
 
 namespace saga::telemetry {
@@ -22,6 +23,11 @@ struct gauge_sources {
     /// saga_circuit_state: (endpoint, 0 closed, 1 half open, 2 open)
     std::function<std::vector<std::pair<std::string, double>>()> circuits;
 };
+
+/// The value of saga_circuit_state for `s`: 0 closed, 1 half open, 2 open.
+[[nodiscard]] constexpr double circuit_gauge(circuit_state s) noexcept {
+    return s == circuit_state::closed ? 0.0 : s == circuit_state::half_open ? 1.0 : 2.0;
+}
 
 /// Describes the counters and histograms of the core: instances started and ended, step
 /// durations, retries, timeouts, compensations, operator actions, commit and outbox latency,

@@ -314,34 +314,48 @@ void journal_telemetry::warn(std::string_view what, time_point at) const {
 
 // ---- ignored inputs -------------------------------------------------------------------------
 
-void journal_telemetry::count_ignored(std::string_view reason) {
+void journal_telemetry::count_ignored(machine::ignore_reason reason) {
     const metric_labels* labels = nullptr;
     {
         std::lock_guard lock(mutex_);
-        labels = &single(reasons_, "reason", reason);
+        labels = &single(reasons_, "reason", machine::to_string(reason));
     }
     metrics_->add("saga_replies_ignored_total", *labels);
 }
 
+void journal_telemetry::ignored(machine::ignore_reason reason, const std::string& message_id,
+                                log_record r) {
+    count_ignored(reason);
+    if (!logs(saga::log_level::debug)) return;
+    r.level = saga::log_level::debug;
+    r.message = "reply_ignored";
+    r.fields = {{"reason", machine::to_string(reason)}};
+    if (!message_id.empty()) r.fields["message_id"] = message_id;
+    write(r);
+}
+
 void journal_telemetry::on_ignored(const instance_head& head, const machine::instance& state,
-                                   std::span<const machine::ignored_input> ignored, time_point at) {
-    for (const auto& in : ignored) {
-        count_ignored(in.reason);
-        if (!logs(saga::log_level::debug)) continue;
+                                   std::span<const machine::ignored_input> inputs, time_point at) {
+    for (const auto& in : inputs) {
         log_record r;
         r.at = at;
-        r.level = saga::log_level::debug;
-        r.message = "reply_ignored";
         r.saga_id = head.id;
         r.definition = head.definition;
         r.definition_version = head.definition_version;
         r.step = in.unit;
         r.correlation_id = head.correlation_key;
         if (auto tc = trace_context::parse(state.traceparent)) r.trace_id = tc->trace_id;
-        r.fields = {{"reason", in.reason}};
-        if (!in.message_id.empty()) r.fields["message_id"] = in.message_id;
-        write(r);
+        ignored(in.reason, in.message_id, std::move(r));
     }
+}
+
+void journal_telemetry::on_unrouted(const envelope& message, machine::ignore_reason reason,
+                                    time_point at) {
+    log_record r;
+    r.at = at;
+    r.saga_id = message.saga_id;
+    r.step = message.step;
+    ignored(reason, message.message_id, std::move(r));
 }
 
 }  // namespace saga::telemetry

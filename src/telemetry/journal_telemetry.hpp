@@ -61,9 +61,10 @@ public:
     /// and a debug line `reply_ignored` for each (`reason`, `message_id`).
     void on_ignored(const instance_head& head, const machine::instance& state,
                     std::span<const machine::ignored_input> ignored, time_point at);
-    /// An input the runtime ignored before any instance saw it (say, a reply whose idempotency
-    /// key names no attempt).
-    void count_ignored(std::string_view reason);
+    /// A message the runtime ignored before any instance could use it (a reply for a saga id
+    /// no instance has, or whose idempotency key names no attempt): counted, and a debug line
+    /// `reply_ignored` with the saga id, step and message id.
+    void on_unrouted(const envelope& message, machine::ignore_reason reason, time_point at);
 
     /// saga_transition_commit_seconds: a transition handed to the store until it is durable.
     void commit_took(double seconds);
@@ -87,6 +88,9 @@ public:
     }
 
 private:
+    void count_ignored(machine::ignore_reason reason);
+    /// Counts an ignored input and, at debug, writes `r` as its `reply_ignored` line.
+    void ignored(machine::ignore_reason reason, const std::string& message_id, log_record r);
     /// The label sets of one step of one definition, made once.
     struct step_labels {
         metric_labels plain;  // definition, step

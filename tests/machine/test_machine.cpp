@@ -97,7 +97,7 @@ TEST_CASE("a reply to an attempt that is not open changes nothing and is reporte
     auto d = sim.feed(sim.reply_to(cmd));  // the same reply again
     CHECK(d.events.empty());
     REQUIRE(d.ignored.size() == 1);
-    CHECK(d.ignored[0].reason == "step not waiting for a reply");
+    CHECK(d.ignored[0].reason == machine::ignore_reason::not_waiting);
     CHECK(sim.journal().size() == version);
 
     auto forged = sim.reply_to(cmd);
@@ -105,7 +105,7 @@ TEST_CASE("a reply to an attempt that is not open changes nothing and is reporte
     d = sim.feed(forged);
     CHECK(d.events.empty());
     REQUIRE(d.ignored.size() == 1);
-    CHECK(d.ignored[0].reason == "unknown step");
+    CHECK(d.ignored[0].reason == machine::ignore_reason::unknown_step);
     CHECK(sim.replay_matches());
 }
 

@@ -214,27 +214,33 @@ TEST_CASE("inputs a decision ignored are counted by reason and logged at debug",
     const auto head = run.head(states.back(), states.size());
     v2.t.on_ignored(head, sim.state(), again.ignored, sim.now());
     v2.t.on_ignored(head, sim.state(), unknown.ignored, sim.now());
-    v2.t.count_ignored("unknown attempt");
+    envelope unrouted;
+    unrouted.message_id = "m-unrouted";
+    unrouted.saga_id = "no-such-saga";
+    v2.t.on_unrouted(unrouted, machine::ignore_reason::unknown_saga, sim.now());
 
     const auto& m = v2.t.metrics();
-    CHECK(m.value("saga_replies_ignored_total", {{"reason", "step not waiting for a reply"}}) == 1);
-    CHECK(m.value("saga_replies_ignored_total", {{"reason", "unknown step"}}) == 1);
-    CHECK(m.value("saga_replies_ignored_total", {{"reason", "unknown attempt"}}) == 1);
+    CHECK(m.value("saga_replies_ignored_total", {{"reason", "not_waiting"}}) == 1);
+    CHECK(m.value("saga_replies_ignored_total", {{"reason", "unknown_step"}}) == 1);
+    CHECK(m.value("saga_replies_ignored_total", {{"reason", "unknown_saga"}}) == 1);
     const auto lines = v2.logs->saga_lines();
-    REQUIRE(lines.size() == 2);
+    REQUIRE(lines.size() == 3);
     const auto first = nlohmann::json::parse(lines[0]);
     CHECK(first["msg"] == "reply_ignored");
     CHECK(first["level"] == "debug");
     CHECK(first["step"] == "reserve");
-    CHECK(first["reason"] == "step not waiting for a reply");
+    CHECK(first["reason"] == "not_waiting");
     CHECK(first["message_id"] == "reply-of-" + cmd.message_id);
     CHECK(first["trace_id"] == "0af7651916cd43dd8448eb211c80319c");
+    const auto third = nlohmann::json::parse(lines[2]);
+    CHECK(third["reason"] == "unknown_saga");
+    CHECK(third["saga_id"] == "no-such-saga");
+    CHECK(third["message_id"] == "m-unrouted");
 
     fed quiet(log_level::info);
     quiet.t.on_ignored(head, sim.state(), again.ignored, sim.now());
     CHECK(quiet.logs->saga_lines().empty());
-    CHECK(quiet.t.metrics().value("saga_replies_ignored_total",
-                                  {{"reason", "step not waiting for a reply"}}) == 1);
+    CHECK(quiet.t.metrics().value("saga_replies_ignored_total", {{"reason", "not_waiting"}}) == 1);
 }
 
 TEST_CASE("the level and ending tables are today's", "[telemetry][levels]") {

@@ -32,8 +32,8 @@ std::optional<saga::error> reply_error(const reply_input& r, const std::string& 
     return std::nullopt;
 }
 
-void ignore(context& c, const reply_input& r, std::string reason) {
-    c.out.ignored.push_back({r.unit, r.message_id, std::move(reason)});
+void ignore(context& c, const reply_input& r, ignore_reason reason) {
+    c.out.ignored.push_back({r.unit, r.message_id, reason});
 }
 
 }  // namespace
@@ -77,20 +77,23 @@ void start_remote(context& c, const detail::node& n, const std::string& key, dir
 void handle_reply(context& c, const reply_input& r) {
     auto it = c.st.units.find(r.unit);
     const detail::node* n = c.node_of(r.unit);
-    if (it == c.st.units.end() || !n) return ignore(c, r, "unknown step");
-    if (r.generation != c.generation(r.unit, r.dir)) return ignore(c, r, "an earlier generation");
+    if (it == c.st.units.end() || !n) return ignore(c, r, ignore_reason::unknown_step);
+    if (r.generation != c.generation(r.unit, r.dir))
+        return ignore(c, r, ignore_reason::not_waiting);
     const auto& u = it->second;
     if (r.dir == direction::forward) {
-        if (n->forward.kind != detail::action::how::remote) return ignore(c, r, "not remote");
+        if (n->forward.kind != detail::action::how::remote)
+            return ignore(c, r, ignore_reason::unknown_step);
         if (u.status != step_status::running && u.status != step_status::retrying)
-            return ignore(c, r, "step not waiting for a reply");
-        if (r.attempt == 0 || r.attempt > u.attempts) return ignore(c, r, "unknown attempt");
+            return ignore(c, r, ignore_reason::not_waiting);
+        if (r.attempt == 0 || r.attempt > u.attempts)
+            return ignore(c, r, ignore_reason::unknown_attempt);
     } else {
-        if (n->compensation.kind != detail::action::how::remote) return ignore(c, r, "not remote");
-        if (u.status != step_status::compensating)
-            return ignore(c, r, "compensation not waiting for a reply");
+        if (n->compensation.kind != detail::action::how::remote)
+            return ignore(c, r, ignore_reason::not_waiting);
+        if (u.status != step_status::compensating) return ignore(c, r, ignore_reason::not_waiting);
         if (r.attempt == 0 || r.attempt > u.compensation_attempts)
-            return ignore(c, r, "unknown attempt");
+            return ignore(c, r, ignore_reason::unknown_attempt);
     }
     event received;
     received.type = event_type::reply_received;
