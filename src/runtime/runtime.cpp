@@ -821,8 +821,10 @@ void runtime::on_delivery(const std::shared_ptr<delivery>& d) {
             if (!r && r.error() != errc::not_found && r.error() != errc::saga_finished)
                 pending->failed = true;
             if (--pending->left > 0) return;
+            // refused for now (a store error, a saga that cannot take it yet): again in a
+            // second, not at once
             if (pending->failed)
-                d->nack();
+                d->nack(std::chrono::seconds{1});
             else
                 d->ack();
         });
