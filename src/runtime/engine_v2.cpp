@@ -323,6 +323,7 @@ public:
         {
             std::lock_guard lock(mutex_);
             work_.reset();
+            opened_ = false;  // run_until_idle after stop consumes and recovers again, as today
         }
         ctx_.stop();
     }

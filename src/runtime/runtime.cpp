@@ -57,6 +57,11 @@ struct runtime::actor {
     std::uint64_t version = 0;
     /// output of every record up to here has been handed to the transport
     std::uint64_t released_through = 0;
+    /// the watermark the newest durable record carries, and the newest version with output:
+    /// an instance leaves memory only once the store knows its output went out (else every
+    /// load would send it again)
+    std::uint64_t durable_through = 0;
+    std::uint64_t output_through = 0;
     /// versions with sends still in flight, and how many
     std::map<std::uint64_t, std::size_t> in_flight;
     std::deque<std::pair<machine::input, done_fn>> mailbox;
@@ -126,12 +131,45 @@ void runtime::maybe_evict(const std::shared_ptr<actor>& a) {
     if (a->busy || !a->mailbox.empty() || !a->in_flight.empty() || a->locals || !a->loaded) return;
     const auto s = a->state.status;
     if (s != saga_status::waiting && !is_settled(s)) return;
-    std::lock_guard lock(mutex_);
-    if (a->posts) return;
-    if (waiters_.contains(a->id)) return;
-    auto it = actors_.find(a->id);
-    if (it != actors_.end() && it->second == a) actors_.erase(it);
-    ++stats_.evicted;
+    {
+        std::lock_guard lock(mutex_);
+        if (a->posts) return;
+        if (waiters_.contains(a->id)) return;
+        if (a->output_through <= a->durable_through) {
+            auto it = actors_.find(a->id);
+            if (it != actors_.end() && it->second == a) actors_.erase(it);
+            ++stats_.evicted;
+            return;
+        }
+    }
+    flush_watermark(a);
+}
+
+void runtime::flush_watermark(const std::shared_ptr<actor>& a) {
+    // No later record will carry the watermark: a record of its own does (no events), so
+    // that loading the instance again sends nothing twice.
+    const auto version = a->version + 1;
+    const auto through = a->released_through;
+    journal_write w;
+    w.record.saga_id = a->id;
+    w.record.version = version;
+    w.record.at = opts_.clock->now();
+    w.record.released_through = through;
+    a->busy = true;
+    auto self = shared_from_this();
+    opts_.store->async_commit(std::move(w), [self, a, version, through](result<void> r) {
+        asio::post(a->strand, [self, a, r = std::move(r), version, through] {
+            a->busy = false;
+            if (r) {
+                a->version = version;
+                a->durable_through = through;
+            } else {
+                a->loaded = false;  // another writer, or a store error: the next input reloads
+            }
+            self->drain(a);
+            self->maybe_evict(a);
+        });
+    });
 }
 
 std::size_t runtime::cached() const {
@@ -238,6 +276,7 @@ result<std::string> runtime::start(start_request r) {
     }
     a->head = std::move(h);
     a->version = 1;
+    if (!w.record.output.empty()) a->output_through = 1;
     a->loaded = true;
     {
         std::lock_guard lock(mutex_);
@@ -298,8 +337,12 @@ result<loaded_instance> runtime::load(actor& a) {
     SAGA_TRY(auto data, def->model->load(json));
     SAGA_TRY(auto st, machine::replay(*def, a.id, li.records));
     a.released_through = 0;
-    for (const auto& rec : li.records)
+    a.output_through = 0;
+    for (const auto& rec : li.records) {
         a.released_through = std::max(a.released_through, rec.released_through);
+        if (!rec.output.empty()) a.output_through = rec.version;
+    }
+    a.durable_through = a.released_through;
     a.def = std::move(def);
     a.state = std::move(st);
     a.data = std::move(data);
@@ -446,6 +489,9 @@ void runtime::committed(const std::shared_ptr<actor>& a, result<void> r, machine
         return;
     }
     a->version = rec.version;
+    a->durable_through = rec.released_through;
+    for (const auto& e : d.effects)
+        if (std::holds_alternative<machine::send_effect>(e)) a->output_through = rec.version;
     if (head) a->head = std::move(*head);
     // The circuit of a remote step's endpoint learns from the replies the instance took and
     // from the attempts that timed out.
@@ -832,6 +878,10 @@ void runtime::on_delivery(const std::shared_ptr<delivery>& d) {
 }
 
 result<void> runtime::open() {
+    {
+        std::lock_guard lock(mutex_);
+        closed_ = false;
+    }
     if (opts_.transport && !subscription_) {
         std::weak_ptr<runtime> weak = shared_from_this();
         SAGA_TRY(auto sub, opts_.transport->consume(opts_.endpoint, opts_.io->get_executor(),
@@ -883,8 +933,15 @@ void runtime::close() {
     std::lock_guard lock(mutex_);
     closed_ = true;
     if (poll_timer_) opts_.clock->cancel(*poll_timer_);
+    poll_timer_.reset();
+    // On each actor's strand, before anything `open` posts: a reopened runtime arms every
+    // wake-up again.
     for (auto& [id, a] : actors_)
-        if (a->wake) opts_.clock->cancel(*a->wake);
+        asio::post(a->strand, [a, clock = opts_.clock] {
+            if (a->wake) clock->cancel(*a->wake);
+            a->wake.reset();
+            a->wake_at.reset();
+        });
 }
 
 }  // namespace saga::runtime

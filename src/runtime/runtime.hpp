@@ -184,6 +184,7 @@ private:
                       const detail::action& act, std::optional<nlohmann::json> item,
                       std::shared_ptr<step_context> ctx);
     void maybe_evict(const std::shared_ptr<actor>& a);
+    void flush_watermark(const std::shared_ptr<actor>& a);
     void arm(const std::shared_ptr<actor>& a);
     void settle_waiters(const std::shared_ptr<actor>& a);
     void resume_after_load(const std::shared_ptr<actor>& a, const loaded_instance& li);

@@ -208,17 +208,23 @@ struct world {
         return ids;
     }
 
-    /// Instances with something due at or before `at` (v1: its timers; v2: heads whose wake-up
-    /// time has come).
-    std::size_t overdue_at(time_point at) {
+    /// How many timers (v1) or instances (v2) have something due at or before `at`.
+    std::size_t overdue_at(time_point at) { return overdue(at).size(); }
+
+    /// Each timer due at or before `at` as "<saga id> <timer id>" (v1), or each instance whose
+    /// wake-up time has come as "<saga id>" (v2: timers are part of the state).
+    std::vector<std::pair<std::string, std::string>> overdue(time_point at) {
+        std::vector<std::pair<std::string, std::string>> out;
         if (on_v2()) {
             auto due = v2_store->due(at, 1000000);
             REQUIRE(due);
-            return due.value().size();
+            for (const auto& id : due.value()) out.emplace_back(id, "wake-up");
+            return out;
         }
         auto due = store->timers(at);
         REQUIRE(due);
-        return due.value().size();
+        for (const auto& t : due.value()) out.emplace_back(t.saga_id, t.id);
+        return out;
     }
 
     /// A service at `endpoint` that holds a resource on `acquire` and frees it on `release`.

@@ -5,7 +5,8 @@
 // and on worker threads (engine.run(), operators on several threads).
 //
 // At the end every saga is settled, its status agrees with its history, nothing started while it
-// was paused, nothing a compensated saga acquired is still held, and no timer is overdue.
+// was paused, nothing a compensated saga acquired is still held, no timer is overdue, and no
+// message is left unreleased.
 #include "booking_saga.hpp"
 
 #include <boost/asio/post.hpp>
@@ -176,22 +177,23 @@ public:
             CHECK(errors_.empty());
         }
         for (std::size_t i = 0; i < sagas_; ++i) check_saga(fmt_id(i), final);
-        auto due = w_.store->timers(w_.clock->now());
-        REQUIRE(due);
         std::string overdue;
         std::size_t count = 0;
-        for (const auto& t : due.value()) {
+        for (const auto& [saga_id, timer] : w_.overdue(w_.clock->now())) {
             // A paused saga's timers wait for its resume.
-            if (!final && w_.eng->query(t.saga_id).value().status == saga_status::paused) continue;
+            if (!final && w_.eng->query(saga_id).value().status == saga_status::paused) continue;
             ++count;
-            overdue += t.saga_id + " " + t.id + " (history:";
-            if (auto h = w_.store->history(t.saga_id))
+            overdue += saga_id + " " + timer + " (history:";
+            if (auto h = w_.eng->history(saga_id))
                 for (const auto& e : h.value())
                     overdue += " " + e.event + (e.step.empty() ? "" : ":" + e.step);
             overdue += "); ";
         }
         INFO("overdue timers: " << overdue);
         CHECK(count == 0);
+        // Every message has gone out, and the store knows it: loading an instance again
+        // (a late duplicate reply) would send nothing twice.
+        if (final) CHECK(w_.unreleased_messages() == 0);
     }
 
     /// How many times `action` succeeded.
@@ -208,7 +210,7 @@ public:
         for (std::size_t i = 0; i < sagas_; ++i) {
             const auto id = fmt_id(i);
             out += id + " " + std::string(to_string(w_.eng->query(id).value().status)) + ":";
-            auto h = w_.store->history(id);
+            auto h = w_.eng->history(id);
             REQUIRE(h);
             for (const auto& e : h.value())
                 out += " " + e.event + "/" + e.step + "/" + std::to_string(e.attempt) + "@" +
@@ -248,7 +250,7 @@ private:
         auto v = w_.eng->query(id);
         REQUIRE(v);
         const auto status = v.value().status;
-        auto h = w_.store->history(id);
+        auto h = w_.eng->history(id);
         REQUIRE(h);
         std::string timeline;
         for (const auto& e : h.value())
