@@ -1,8 +1,7 @@
 // saga::engine on core v2: the public engine's calls as inputs of the runtime (one write path),
 // queries read from the journal. Chosen by constructing saga::engine with a journal_store.
 // History comes from the journal (legacy::to_history), telemetry from each committed record
-// (telemetry::journal_telemetry), schedules from the scheduler both cores share. While core v2
-// is being switched in, `blocked` is the part still being ported (docs/internals.md, "Status").
+// (telemetry::journal_telemetry), schedules from the scheduler both cores share.
 
 #include <fmt/format.h>
 #include <boost/asio/executor_work_guard.hpp>
@@ -77,6 +76,8 @@ public:
         ro.endpoint = options_.endpoint;
         ro.default_remote_timeout = options_.default_remote_timeout;
         ro.seed = options_.seed;
+        ro.sweep_interval = options_.sweep_interval;
+        ro.consumer = options_.consumer;
         ro.store = store_;
         if (transport) transport->set_metrics(telemetry_.metrics_ptr());  // dead letters
         ro.transport = std::move(transport);
@@ -254,7 +255,7 @@ public:
     result<void> schedule(schedule_options options) override {
         return scheduler_->add(std::move(options));
     }
-    std::vector<blocked_instance> blocked() const override { return {}; }
+    std::vector<blocked_instance> blocked() const override { return rt_->blocked(); }
 
     void set_endpoint_policy(const std::string& endpoint, endpoint_policy policy) override {
         rt_->set_endpoint_policy(endpoint, policy);

@@ -96,13 +96,32 @@ runtime::~runtime() {
 
 result<void> runtime::add(std::shared_ptr<const detail::model> m) {
     SAGA_TRY(auto c, machine::compile(std::move(m)));
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     auto key = std::pair{c->model->name, c->model->version};
     if (definitions_.contains(key))
         return error{errc::already_exists, fmt::format("definition '{}' version {} is registered",
                                                        key.first, key.second)};
+    // Instances that waited for this version move on: a tick loads each with it.
+    std::vector<std::string> unblocked;
+    for (auto it = blocked_.begin(); it != blocked_.end();) {
+        if (it->second.definition == key.first && it->second.version == key.second) {
+            unblocked.push_back(it->first);
+            it = blocked_.erase(it);
+        } else {
+            ++it;
+        }
+    }
     definitions_.emplace(std::move(key), std::move(c));
+    lock.unlock();
+    for (const auto& id : unblocked) post(id, machine::tick_input{}, nullptr);
     return success();
+}
+
+std::vector<blocked_instance> runtime::blocked() const {
+    std::lock_guard lock(mutex_);
+    std::vector<blocked_instance> out;
+    for (const auto& [id, b] : blocked_) out.push_back(b);
+    return out;
 }
 
 std::shared_ptr<const machine::compiled> runtime::find(std::string_view name,
@@ -328,10 +347,14 @@ result<void> runtime::call(const std::string& id, machine::input in) {
 result<loaded_instance> runtime::load(actor& a) {
     SAGA_TRY(auto li, opts_.store->load(a.id));
     auto def = find(li.head.definition, li.head.definition_version);
-    if (!def)
-        return error{errc::definition_not_registered,
-                     fmt::format("saga '{}' needs definition '{}' version {}", a.id,
-                                 li.head.definition, li.head.definition_version)};
+    if (!def) {
+        error e{errc::definition_not_registered,
+                fmt::format("saga '{}' needs definition '{}' version {}, which is not registered",
+                            a.id, li.head.definition, li.head.definition_version)};
+        std::lock_guard lock(mutex_);
+        blocked_[a.id] = {a.id, li.head.definition, li.head.definition_version, e.message};
+        return e;
+    }
     if (!li.data) return error{errc::bad_data, fmt::format("saga '{}' has no data", a.id)};
     SAGA_TRY(auto json, parse_json(*li.data, fmt::format("the data of saga '{}'", a.id)));
     SAGA_TRY(auto data, def->model->load(json));
@@ -382,6 +405,10 @@ void runtime::drain(const std::shared_ptr<actor>& a) {
     if (a->busy || a->mailbox.empty()) return;
     if (!a->loaded) {
         auto li = load(*a);
+        if (!li && li.error() == errc::definition_not_registered) {
+            hold_for_definition(a, li.error());
+            return;
+        }
         if (!li) {
             auto error_for_all = li.error();
             auto mailbox = std::move(a->mailbox);
@@ -457,6 +484,80 @@ void runtime::drain(const std::shared_ptr<actor>& a) {
                                            std::move(kept), std::move(head));
                        });
         });
+}
+
+void runtime::hold_for_definition(const std::shared_ptr<actor>& a, const saga::error& why) {
+    // Without its definition the instance cannot decide anything. Signals are kept, as
+    // `signal_received` in a record of their own, and consumed once the version is registered;
+    // every other input is refused with why.
+    auto li = opts_.store->load(a->id);
+    std::vector<done_fn> kept_callers;
+    std::vector<done_fn> refused;
+    journal_write w;
+    if (li) {
+        const auto& head = li.value().head;
+        const bool open = !is_settled(head.status) || head.status == saga_status::paused;
+        std::set<std::string, std::less<>> seen;  // signals journaled since the snapshot
+        std::uint64_t version = head.version;
+        for (const auto& rec : li.value().records) {
+            version = std::max(version, rec.version);
+            w.record.released_through = std::max(w.record.released_through, rec.released_through);
+            for (const auto& e : rec.events)
+                if (e.type == event_type::signal_received && !e.message_id.empty())
+                    seen.insert(e.message_id);
+        }
+        w.record.saga_id = a->id;
+        w.record.version = version + 1;
+        w.record.at = opts_.clock->now();
+        for (auto& [in, done] : a->mailbox) {
+            auto* s = std::get_if<machine::signal_input>(&in);
+            if (!s || !open || s->name.empty()) {
+                refused.push_back(std::move(done));
+                continue;
+            }
+            if (s->message_id.empty() || seen.insert(s->message_id).second) {
+                event e;
+                e.type = event_type::signal_received;
+                e.name = s->name;
+                e.payload = std::move(s->payload);
+                e.message_id = s->message_id;
+                w.record.events.push_back(std::move(e));
+            }
+            kept_callers.push_back(std::move(done));
+        }
+    } else {
+        for (auto& entry : a->mailbox) refused.push_back(std::move(entry.second));
+    }
+    a->mailbox.clear();
+    for (auto& done : refused)
+        if (done) asio::post(*opts_.io, [done, why] { done(why); });
+    if (w.record.events.empty()) {
+        for (auto& done : kept_callers)
+            if (done) asio::post(*opts_.io, [done] { done(success()); });
+        maybe_forget(a);
+        return;
+    }
+    a->busy = true;
+    auto self = shared_from_this();
+    opts_.store->async_commit(std::move(w), [self, a, kept_callers = std::move(kept_callers)](
+                                                result<void> r) mutable {
+        asio::post(a->strand, [self, a, r = std::move(r), callers = std::move(kept_callers)] {
+            a->busy = false;
+            for (const auto& done : callers)
+                if (done) done(r);
+            self->drain(a);  // what came meanwhile: held too, or decided if the version came
+            self->maybe_forget(a);
+        });
+    });
+}
+
+void runtime::maybe_forget(const std::shared_ptr<actor>& a) {
+    // An actor that never loaded leaves the map once nothing is queued or on its way.
+    if (a->loaded || a->busy || !a->mailbox.empty()) return;
+    std::lock_guard lock(mutex_);
+    if (a->posts) return;
+    auto it = actors_.find(a->id);
+    if (it != actors_.end() && it->second == a) actors_.erase(it);
 }
 
 journal_write runtime::write_of(const std::string& id, std::uint64_t version, time_point at,
@@ -884,10 +985,12 @@ result<void> runtime::open() {
     }
     if (opts_.transport && !subscription_) {
         std::weak_ptr<runtime> weak = shared_from_this();
-        SAGA_TRY(auto sub, opts_.transport->consume(opts_.endpoint, opts_.io->get_executor(),
-                                                    [weak](std::shared_ptr<delivery> d) {
-                                                        if (auto s = weak.lock()) s->on_delivery(d);
-                                                    }));
+        SAGA_TRY(auto sub, opts_.transport->consume(
+                               opts_.endpoint, opts_.io->get_executor(),
+                               [weak](std::shared_ptr<delivery> d) {
+                                   if (auto s = weak.lock()) s->on_delivery(d);
+                               },
+                               opts_.consumer));
         subscription_ = std::move(sub);
     }
     std::set<std::string> ids;
@@ -901,7 +1004,34 @@ result<void> runtime::open() {
     }
     for (const auto& id : ids) post(id, machine::tick_input{}, nullptr);
     poll_due();
+    if (opts_.sweep_interval > duration{0}) sweep();
     return success();
+}
+
+void runtime::sweep() {
+    const auto now = opts_.clock->now();
+    head_filter f;
+    f.statuses = {saga_status::running, saga_status::compensating};
+    f.updated_before = now - opts_.sweep_interval;
+    std::vector<std::string> stale;
+    for (;;) {
+        auto page = opts_.store->list(f);
+        if (!page) break;  // the next sweep tries again
+        {
+            std::lock_guard lock(mutex_);
+            for (const auto& h : page.value())
+                if (!actors_.contains(h.id)) stale.push_back(h.id);
+        }
+        if (page.value().size() < f.limit) break;
+        f.after_id = page.value().back().id;
+    }
+    for (const auto& id : stale) post(id, machine::tick_input{}, nullptr);
+    std::weak_ptr<runtime> weak = shared_from_this();
+    std::lock_guard lock(mutex_);
+    if (closed_) return;
+    sweep_timer_ = opts_.clock->call_at(now + opts_.sweep_interval, [weak] {
+        if (auto s = weak.lock()) asio::post(*s->opts_.io, [s] { s->sweep(); });
+    });
 }
 
 void runtime::poll_due() {
@@ -934,6 +1064,8 @@ void runtime::close() {
     closed_ = true;
     if (poll_timer_) opts_.clock->cancel(*poll_timer_);
     poll_timer_.reset();
+    if (sweep_timer_) opts_.clock->cancel(*sweep_timer_);
+    sweep_timer_.reset();
     // On each actor's strand, before anything `open` posts: a reopened runtime arms every
     // wake-up again.
     for (auto& [id, a] : actors_)

@@ -21,6 +21,7 @@
 
 #include <saga/clock.hpp>
 #include <saga/endpoint_policy.hpp>
+#include <saga/engine.hpp>
 #include <saga/error.hpp>
 #include <saga/journal_store.hpp>
 #include <saga/step_context.hpp>
@@ -33,6 +34,8 @@ namespace saga::runtime {
 struct options {
     /// the endpoint this engine consumes (replies, events)
     std::string endpoint = "orchestrator";
+    /// how the endpoint is consumed (visibility timeout, batch size)
+    consumer_options consumer;
     duration default_remote_timeout = std::chrono::seconds{30};
     std::uint64_t seed = 0;
     std::shared_ptr<journal_store> store;
@@ -60,6 +63,12 @@ struct options {
     /// How often the store is asked for instances that fall due soon and are not in memory
     /// (after a restart, or after they left memory): each is woken at its head's wake-up time.
     duration due_poll = std::chrono::seconds{30};
+    /// When more than zero: this often, running and compensating instances whose head was last
+    /// written longer ago than this and that are not in memory are loaded (another engine on
+    /// the same store died with them: their unreleased output goes out again, their open local
+    /// steps run again). Several engines on one store without leases need it; see
+    /// `engine_options::sweep_interval`.
+    duration sweep_interval{0};
 };
 
 /// What `start` needs besides the definition and the data.
@@ -94,7 +103,7 @@ public:
     runtime(const runtime&) = delete;
     runtime& operator=(const runtime&) = delete;
 
-    /// Registers a definition (name and version unique).
+    /// Registers a definition (name and version unique); instances blocked on it move on.
     [[nodiscard]] result<void> add(std::shared_ptr<const detail::model> m);
     /// Consumes the endpoint and recovers: instances that are running or compensating (they
     /// may have output to release or a local step to run again) and instances already due.
@@ -139,6 +148,9 @@ public:
     [[nodiscard]] bool is_due_poll(clock::timer_id id) const;
     /// Whether an instance that is not in memory falls due at or before `t`.
     [[nodiscard]] bool due_elsewhere(time_point t) const;
+    /// Instances that cannot move because their definition version is not registered (left as
+    /// they are; signals for them are kept in their journal) until that version is added.
+    [[nodiscard]] std::vector<blocked_instance> blocked() const;
     /// Messages released to the transport that it has not accepted yet.
     [[nodiscard]] std::size_t unreleased() const { return unreleased_.load(); }
 
@@ -164,6 +176,8 @@ private:
     [[nodiscard]] std::shared_ptr<actor> actor_of(const std::string& id);
     [[nodiscard]] result<loaded_instance> load(actor& a);
     void drain(const std::shared_ptr<actor>& a);
+    void hold_for_definition(const std::shared_ptr<actor>& a, const saga::error& why);
+    void maybe_forget(const std::shared_ptr<actor>& a);
     /// The write of decision `d` as record `version` of instance `id` at `at`: a copy of its
     /// events, and the messages its effects send. `kept` gets what the runtime keeps while the
     /// store commits: the same record with the events moved out of `d`, without the output and
@@ -190,6 +204,7 @@ private:
     void resume_after_load(const std::shared_ptr<actor>& a, const loaded_instance& li);
     void on_delivery(const std::shared_ptr<delivery>& d);
     void poll_due();
+    void sweep();
 
     options opts_;
     machine::config cfg_;
@@ -200,8 +215,10 @@ private:
     std::map<std::string, std::vector<std::function<void(result<saga_status>)>>, std::less<>>
         waiters_;
     std::map<std::string, std::shared_ptr<endpoint_state>, std::less<>> endpoints_;
+    std::map<std::string, blocked_instance, std::less<>> blocked_;
     std::unique_ptr<subscription> subscription_;
     std::optional<clock::timer_id> poll_timer_;
+    std::optional<clock::timer_id> sweep_timer_;
     bool closed_ = false;
     runtime_stats stats_;
     std::atomic<std::size_t> unreleased_{0};

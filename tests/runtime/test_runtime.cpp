@@ -313,3 +313,55 @@ TEST_CASE("after a restart, an instance waiting for a later deadline is woken by
     }
     CHECK(w.status("later-1") == saga_status::compensated);  // its 1 h deadline passed
 }
+
+TEST_CASE("an instance pinned to an unregistered version keeps its signals and moves on once the "
+          "version is added",
+          "[runtime][versioning]") {
+    world w;
+    w.start_billing();
+    REQUIRE(w.rt->start({.definition = "place_order", .data = order{}, .id = "pinned-1"}));
+    w.settle();
+    REQUIRE(w.status("pinned-1") == saga_status::waiting);
+    const auto before = w.store->journal("pinned-1").value().size();
+    w.rt->close();
+    w.rt.reset();
+    // The process comes back with version 2 only.
+    w.rt = saga::runtime::runtime::create({.endpoint = "orchestrator",
+                                           .store = w.store,
+                                           .transport = w.transport,
+                                           .clock = w.clock.get(),
+                                           .io = &w.io})
+               .value();
+    auto v2 = saga::definition_builder<order>("place_order", 2)
+                  .wait("approve", "approval")
+                  .build()
+                  .value();
+    REQUIRE(w.rt->add(v2.model()));
+    REQUIRE(w.rt->open());
+    // A signal is kept (once, though sent twice); an operator action is refused with why.
+    REQUIRE(w.rt->call("pinned-1", saga::machine::signal_input{"approval", {{"by", "cy"}}, "s-7"}));
+    REQUIRE(w.rt->call("pinned-1", saga::machine::signal_input{"approval", {{"by", "cy"}}, "s-7"}));
+    auto refused = w.rt->call("pinned-1", saga::machine::operator_input{
+                                              saga::machine::operator_action::pause, "ops", "why", {}});
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error() == saga::errc::definition_not_registered);
+    w.settle();
+    const auto blocked = w.rt->blocked();
+    REQUIRE(blocked.size() == 1);
+    CHECK(blocked[0].id == "pinned-1");
+    CHECK(blocked[0].definition == "place_order");
+    CHECK(blocked[0].version == 1);
+    CHECK(blocked[0].error.find("'place_order' version 1") != std::string::npos);
+    CHECK(w.status("pinned-1") == saga_status::waiting);
+    const auto held = w.store->journal("pinned-1").value();
+    REQUIRE(held.size() == before + 1);
+    REQUIRE(held.back().events.size() == 1);
+    CHECK(held.back().events[0].type == saga::event_type::signal_received);
+
+    REQUIRE(w.rt->add(place_order().model()));
+    w.settle();
+    CHECK(w.rt->blocked().empty());
+    CHECK(w.status("pinned-1") == saga_status::completed);
+    const auto data = nlohmann::json::parse(*w.store->load("pinned-1").value().data);
+    CHECK(data["approved_by"] == "cy");
+}

@@ -132,26 +132,42 @@ struct world {
     /// A new engine on the same store and transport (the previous one, if any, is gone first).
     void restart(engine_options options = {}) {
         eng.reset();
+        eng = another_engine(std::move(options));
+    }
+
+    /// One more engine on the world's store, transport and clock (beside `eng`).
+    std::unique_ptr<engine> another_engine(engine_options options = {}) {
         options.clock = clock;
-        if (on_v2())
-            eng = std::make_unique<engine>(v2_store, transport, options);
-        else
-            eng = std::make_unique<engine>(store, transport, options);
+        if (on_v2()) return std::make_unique<engine>(v2_store, transport, options);
+        return std::make_unique<engine>(store, transport, options);
     }
 
     // What the store holds, read past the engine, for either core.
 
-    /// The stored version of instance `id`.
-    std::uint64_t version_of(const std::string& id) {
+    /// What the store says of instance `id` without the engine (which may not be able to read
+    /// it: its definition version may be missing).
+    struct stored_instance {
+        saga_status status = saga_status::running;
+        std::uint32_t definition_version = 0;
+        std::uint64_t version = 0;
+    };
+    stored_instance stored(const std::string& id) {
         if (on_v2()) {
             auto h = v2_store->head(id);
             REQUIRE(h);
-            return h.value().version;
+            auto records = v2_store->journal(id);
+            REQUIRE(records);
+            // the head is written only when what it holds changes; the journal has them all
+            return {h.value().status, h.value().definition_version,
+                    records.value().empty() ? h.value().version : records.value().back().version};
         }
         auto r = store->load(id);
         REQUIRE(r);
-        return r.value().version;
+        return {r.value().status, r.value().definition_version, r.value().version};
     }
+
+    /// The stored version of instance `id`.
+    std::uint64_t version_of(const std::string& id) { return stored(id).version; }
 
     /// How many forward attempts of `step` the store records as started.
     std::uint32_t attempts_recorded(const std::string& id, const std::string& step) {

@@ -27,13 +27,6 @@ schedule_options hourly() {
             }};
 }
 
-std::vector<std::string> ids_of(state_store& store) {
-    auto all = store.list({});
-    REQUIRE(all);
-    std::vector<std::string> ids;
-    for (const auto& r : all.value()) ids.push_back(r.id);
-    return ids;
-}
 }  // namespace
 
 TEST_CASE("a schedule starts its saga once per tick", "[engine][schedule]") {
@@ -57,34 +50,33 @@ TEST_CASE("a schedule starts its saga once per tick", "[engine][schedule]") {
 
 TEST_CASE("two engines and a restart on one store still start each tick once",
           "[engine][schedule][recovery]") {
-    auto clock = std::make_shared<virtual_clock>();
-    auto store = std::make_shared<inmemory::memory_store>();
-    auto transport = std::make_shared<inmemory::memory_transport>(clock);
+    world w;
+    w.eng.reset();
     {
-        engine a(store, transport, {.endpoint = "engine-a", .clock = clock});
-        engine b(store, transport, {.endpoint = "engine-b", .clock = clock});
-        for (auto* e : {&a, &b}) {
+        auto a = w.another_engine({.endpoint = "engine-a"});
+        auto b = w.another_engine({.endpoint = "engine-b"});
+        for (auto* e : {a.get(), b.get()}) {
             REQUIRE(e->add(refresh_definition()));
             REQUIRE(e->schedule(hourly()));
         }
         for (int hour = 0; hour < 3; ++hour) {
-            a.run_until_idle();
-            b.run_until_idle();
-            clock->advance(std::chrono::hours{1});
+            a->run_until_idle();
+            b->run_until_idle();
+            w.clock->advance(std::chrono::hours{1});
         }
-        a.run_until_idle();
-        b.run_until_idle();
+        a->run_until_idle();
+        b->run_until_idle();
     }
-    CHECK(ids_of(*store).size() == 4);
+    CHECK(w.instance_ids().size() == 4);
     // A restarted engine finds this tick's instance and starts nothing new for it.
-    engine c(store, transport, {.clock = clock});
-    REQUIRE(c.add(refresh_definition()));
-    REQUIRE(c.schedule(hourly()));
-    c.run_until_idle();
-    CHECK(ids_of(*store).size() == 4);
-    clock->advance(std::chrono::hours{1});
-    c.run_until_idle();
-    CHECK(ids_of(*store).size() == 5);
+    auto c = w.another_engine();
+    REQUIRE(c->add(refresh_definition()));
+    REQUIRE(c->schedule(hourly()));
+    c->run_until_idle();
+    CHECK(w.instance_ids().size() == 4);
+    w.clock->advance(std::chrono::hours{1});
+    c->run_until_idle();
+    CHECK(w.instance_ids().size() == 5);
 }
 
 TEST_CASE(
@@ -92,22 +84,19 @@ TEST_CASE(
     "the version "
     "is registered",
     "[engine][versioning][recovery]") {
-    auto clock = std::make_shared<virtual_clock>();
-    auto store = std::make_shared<inmemory::memory_store>();
-    auto transport = std::make_shared<inmemory::memory_transport>(clock);
-    journal log;
+    world w;
     std::string id;
     {
-        engine first(store, transport, {.clock = clock});
         definition_builder<tick_data> b("approve", 1);
         b.local("prepare", [](tick_data&) {}).wait("await", "go");
-        REQUIRE(first.add(std::move(b).build().value()));
-        id = first.start("approve", tick_data{}).value();
-        first.run_until_idle();
+        REQUIRE(w.eng->add(std::move(b).build().value()));
+        id = w.eng->start("approve", tick_data{}).value();
+        w.eng->run_until_idle();
     }
-    const auto before = store->load(id).value();
+    const auto before = w.stored(id);
 
-    engine second(store, transport, {.clock = clock});
+    w.restart();
+    auto& second = *w.eng;
     definition_builder<tick_data> v2("approve", 2);
     v2.local("prepare_differently", [](tick_data&) {}).wait("await", "go");
     REQUIRE(second.add(std::move(v2).build().value()));
@@ -121,7 +110,7 @@ TEST_CASE(
     CHECK(blocked[0].version == 1);
     CHECK(blocked[0].error.find("'approve' version 1") != std::string::npos);
     CHECK(blocked[0].error.find(id) != std::string::npos);
-    auto during = store->load(id).value();
+    auto during = w.stored(id);
     CHECK(during.status == before.status);
     CHECK(during.definition_version == 1);
 
