@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include <saga/inmemory/memory_transport.hpp>
-#include <saga/sqlite/sqlite_store.hpp>
+#include <saga/sqlite/sqlite_journal_store.hpp>
 #ifdef CAMPAIGN_WITH_SQS
 #include <saga/sqs/sqs_transport.hpp>
 #endif
@@ -72,9 +72,10 @@ saga::result<std::unique_ptr<runtime>> runtime::open(runtime_options options) {
     rt->options_ = std::move(options);
     rt->clock_ = std::make_shared<saga::system_clock>();
     const bool read_only = rt->options_.read_only;
-    auto store = saga::sqlite::sqlite_store::open({.path = rt->options_.paths.store.string(),
-                                                   .sync = saga::sqlite::synchronous::normal,
-                                                   .read_only = read_only});
+    auto store =
+        saga::sqlite::sqlite_journal_store::open({.path = rt->options_.paths.store.string(),
+                                                  .sync = saga::sqlite::synchronous::normal,
+                                                  .read_only = read_only});
     if (!store) return store.error();
     rt->store_ = store.value();
     SAGA_TRY(rt->transport_, make_transport(rt->options_.transport, rt->clock_, rt->options_.sim,

@@ -131,7 +131,7 @@ private:
     runtime() = default;
     runtime_options options_;
     std::shared_ptr<saga::system_clock> clock_;
-    std::shared_ptr<saga::state_store> store_;
+    std::shared_ptr<saga::journal_store> store_;
     std::shared_ptr<saga::transport> transport_;
     std::unique_ptr<saga::engine> engine_;
     std::unique_ptr<service_set> services_;

@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <thread>
 
-#include <saga/inmemory/memory_store.hpp>
+#include <saga/inmemory/memory_journal_store.hpp>
 #include <saga/inmemory/memory_transport.hpp>
 #include <saga/saga.hpp>
 
@@ -50,7 +50,7 @@ saga::result<saga::definition<order>> place_order() {
 
 int main() {
     auto clock = std::make_shared<saga::system_clock>();
-    auto store = std::make_shared<saga::inmemory::memory_store>();
+    auto store = std::make_shared<saga::inmemory::memory_journal_store>();
     auto transport = std::make_shared<saga::inmemory::memory_transport>(clock);
     saga::engine engine(store, transport, {.workers = 2, .clock = clock});
 

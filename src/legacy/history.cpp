@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "../machine/ids.hpp"
+#include "../machine/snapshot.hpp"
 
 namespace saga::legacy {
 namespace {
@@ -223,6 +224,17 @@ bool history_translator::sync_local(std::string_view unit) const {
 }
 
 void history_translator::translate(const journal_record& rec, std::vector<history_entry>& out) {
+    if (rec.snapshot && rec.events.empty()) {
+        // The whole state and no events: the instance was carried over from another store (a
+        // schema v1 file's migration writes its record 1 so); what happened before is not in
+        // the journal. One entry says so; the records after it go on from that state.
+        if (auto st = machine::decode_snapshot(*rec.snapshot)) {
+            state_ = std::move(st).value();
+            shown_ = state_.status;
+        }
+        add(out, rec, "migrated", {}, 0, json{{"status", to_string(state_.status)}});
+        return;
+    }
     const auto begin = out.size();
     const auto started_at = [this](std::string_view unit) { return started_in(state_, unit); };
     bool local_ended = false;  // a synchronous local step's attempt ended in this record

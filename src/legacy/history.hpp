@@ -39,7 +39,9 @@ public:
     history_translator(std::shared_ptr<const machine::compiled> def, machine::instance state,
                        std::optional<saga_status> shown = std::nullopt);
 
-    /// Appends the entries of `rec`, the instance's next record, to `out`.
+    /// Appends the entries of `rec`, the instance's next record, to `out`. A record with a
+    /// snapshot and no events (record 1 of an instance migrated from a schema v1 file) takes
+    /// the state from the snapshot and shows one entry, `migrated` (detail: `status`).
     void translate(const journal_record& rec, std::vector<history_entry>& out);
     [[nodiscard]] std::vector<history_entry> translate(const journal_record& rec);
 

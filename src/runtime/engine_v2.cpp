@@ -278,18 +278,30 @@ public:
     }
 
     result<void> run() override {
+        // A stop() that came before run() got going (say, from the thread that started it) is
+        // not lost: run() returns at once. A stop() that ended an earlier run() is no reason
+        // not to run again.
+        {
+            std::lock_guard lock(mutex_);
+            if (std::exchange(stop_pending_, false)) return success();
+        }
         SAGA_TRY(open());
         {
             std::lock_guard lock(mutex_);
-            if (stopping_) return success();
+            if (std::exchange(stop_pending_, false)) return success();
+            stopping_ = false;
             ctx_.restart();
             work_.emplace(ctx_.get_executor());
+            running_ = true;
         }
         std::vector<std::thread> threads;
         for (std::size_t i = 1; i < options_.workers; ++i)
             threads.emplace_back([this] { ctx_.run(); });
         ctx_.run();
         for (auto& t : threads) t.join();
+        std::lock_guard lock(mutex_);
+        running_ = false;
+        stop_pending_ = false;
         return success();
     }
 
@@ -325,6 +337,7 @@ public:
             std::lock_guard lock(mutex_);
             work_.reset();
             opened_ = false;  // run_until_idle after stop consumes and recovers again, as today
+            if (!running_) stop_pending_ = true;
         }
         ctx_.stop();
     }
@@ -386,6 +399,8 @@ private:
     mutable std::mutex mutex_;
     std::vector<std::shared_ptr<observer>> observers_;
     bool opened_ = false;
+    bool running_ = false;       // run() is running the io_context
+    bool stop_pending_ = false;  // stop() came while run() was not running
     std::atomic<bool> stopping_{false};
 };
 

@@ -136,6 +136,12 @@ std::shared_ptr<const machine::compiled> runtime::find(std::string_view name,
     return best;
 }
 
+runtime::work_guard runtime::in_flight_work() const {
+    // A commit in flight on a store's own thread is work of the io_context: run_until_idle
+    // (one thread, virtual clock) waits for its outcome instead of returning before it.
+    return asio::make_work_guard(*opts_.io);
+}
+
 std::shared_ptr<runtime::actor> runtime::actor_of(const std::string& id) {
     std::lock_guard lock(mutex_);
     auto& a = actors_[id];
@@ -176,7 +182,8 @@ void runtime::flush_watermark(const std::shared_ptr<actor>& a) {
     w.record.released_through = through;
     a->busy = true;
     auto self = shared_from_this();
-    opts_.store->async_commit(std::move(w), [self, a, version, through](result<void> r) {
+    opts_.store->async_commit(std::move(w), [self, a, version, through,
+                                             work = in_flight_work()](result<void> r) {
         asio::post(a->strand, [self, a, r = std::move(r), version, through] {
             a->busy = false;
             if (r) {
@@ -475,7 +482,7 @@ void runtime::drain(const std::shared_ptr<actor>& a) {
     opts_.store->async_commit(
         std::move(w),
         [self, a, d = std::move(d), callers = std::move(callers), kept = std::move(kept),
-         head = std::move(head), began](result<void> r) mutable {
+         head = std::move(head), began, work = in_flight_work()](result<void> r) mutable {
             if (self->opts_.on_commit_took) self->opts_.on_commit_took(seconds_since(began));
             asio::post(a->strand,
                        [self, a, r = std::move(r), d = std::move(d), callers = std::move(callers),
@@ -539,8 +546,8 @@ void runtime::hold_for_definition(const std::shared_ptr<actor>& a, const saga::e
     }
     a->busy = true;
     auto self = shared_from_this();
-    opts_.store->async_commit(std::move(w), [self, a, kept_callers = std::move(kept_callers)](
-                                                result<void> r) mutable {
+    opts_.store->async_commit(std::move(w), [self, a, kept_callers = std::move(kept_callers),
+                                             work = in_flight_work()](result<void> r) mutable {
         asio::post(a->strand, [self, a, r = std::move(r), callers = std::move(kept_callers)] {
             a->busy = false;
             for (const auto& done : callers)

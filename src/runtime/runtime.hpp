@@ -6,6 +6,7 @@
 //
 // Not yet the engine behind saga::engine (issue 11 switches it over); tests/runtime/ drives it.
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <nlohmann/json.hpp>
 
@@ -174,6 +175,8 @@ private:
     [[nodiscard]] std::shared_ptr<const machine::compiled> find(
         std::string_view name, std::optional<std::uint32_t> version) const;
     [[nodiscard]] std::shared_ptr<actor> actor_of(const std::string& id);
+    using work_guard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
+    [[nodiscard]] work_guard in_flight_work() const;
     [[nodiscard]] result<loaded_instance> load(actor& a);
     void drain(const std::shared_ptr<actor>& a);
     void hold_for_definition(const std::shared_ptr<actor>& a, const saga::error& why);

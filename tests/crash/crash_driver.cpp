@@ -28,7 +28,7 @@
 
 #include <saga/inmemory/memory_transport.hpp>
 #include <saga/saga.hpp>
-#include <saga/sqlite/sqlite_store.hpp>
+#include <saga/sqlite/sqlite_journal_store.hpp>
 
 #include "crash_model.hpp"
 
@@ -309,13 +309,13 @@ bool parse(int argc, char** argv, arguments& a) {
 int run(const arguments& args) {
     services_db sdb(args.services, args.seed);
 
-    auto opened = saga::sqlite::sqlite_store::open(
+    auto opened = saga::sqlite::sqlite_journal_store::open(
         {.path = args.store, .sync = saga::sqlite::synchronous::full});
     if (!opened) {
         fmt::print(stderr, "crash_driver: cannot open the store: {}\n", opened.error().what());
         return 1;
     }
-    std::shared_ptr<saga::sqlite::sqlite_store> store = opened.value();
+    std::shared_ptr<saga::sqlite::sqlite_journal_store> store = opened.value();
     auto clock = std::make_shared<saga::system_clock>();
     auto transport = std::make_shared<saga::inmemory::memory_transport>(clock);
     saga::engine engine(

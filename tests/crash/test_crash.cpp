@@ -31,7 +31,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <saga/sqlite/sqlite_store.hpp>
+#include <saga/sqlite/sqlite_journal_store.hpp>
 
 #include "crash_model.hpp"
 
@@ -131,14 +131,17 @@ std::string tail(const fs::path& p, std::size_t lines) {
     return out;
 }
 
-std::string history_of(saga::state_store& store, const std::string& id) {
-    auto h = store.history(id);
-    if (!h) return "  (history unavailable: " + h.error().what() + ")\n";
+std::string history_of(saga::journal_store& store, const std::string& id) {
+    auto records = store.journal(id);
+    if (!records) return "  (journal unavailable: " + records.error().what() + ")\n";
     std::string out;
-    for (const auto& e : h.value())
-        out +=
-            fmt::format("  v{} {} {} #{} {}\n", e.version, e.event, e.step, e.attempt,
-                        e.detail.is_null() || e.detail.empty() ? std::string() : e.detail.dump());
+    for (const auto& r : records.value()) {
+        out += fmt::format("  v{} (released through {}, {} out):", r.version, r.released_through,
+                           r.output.size());
+        for (const auto& e : r.events)
+            out += fmt::format(" {} {} #{}", saga::to_string(e.type), e.unit, e.attempt);
+        out += "\n";
+    }
     return out;
 }
 
@@ -245,7 +248,7 @@ TEST_CASE("sagas survive repeated SIGKILLs of the process running them", "[crash
 
     // ---- what the saga store says -----------------------------------------------------------
     std::vector<std::string> problems;
-    auto opened = saga::sqlite::sqlite_store::open({.path = store_path.string()});
+    auto opened = saga::sqlite::sqlite_journal_store::open({.path = store_path.string()});
     REQUIRE(opened);
     auto store = opened.value();
     auto records = store->list({.limit = sagas + 1000});
@@ -278,7 +281,8 @@ TEST_CASE("sagas survive repeated SIGKILLs of the process running them", "[crash
             if (!planned) ++unplanned_compensations;  // a step ran out of retries: legitimate
         }
     }
-    auto leftover_timers = store->timers();
+    // instances with something still due (their wake-up time), at any time from now on
+    auto leftover_timers = store->due(saga::time_point::max(), 100000);
     REQUIRE(leftover_timers);
 
     // ---- what the services say --------------------------------------------------------------

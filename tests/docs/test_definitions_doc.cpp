@@ -2,7 +2,7 @@
 // "// [/doc:NAME]" must appear verbatim in the doc (checked by check_snippets.cmake).
 #include <catch2/catch.hpp>
 
-#include <saga/inmemory/memory_store.hpp>
+#include <saga/inmemory/memory_journal_store.hpp>
 #include <saga/inmemory/memory_transport.hpp>
 #include <saga/saga.hpp>
 
@@ -94,7 +94,7 @@ saga::result<saga::definition<campaign>> publish_campaign() {
 
 TEST_CASE("the definitions guide's campaign saga builds and runs to completion", "[docs]") {
     auto clock = std::make_shared<saga::virtual_clock>();
-    auto store = std::make_shared<saga::inmemory::memory_store>();
+    auto store = std::make_shared<saga::inmemory::memory_journal_store>();
     auto transport = std::make_shared<saga::inmemory::memory_transport>(clock);
     saga::engine engine(store, transport, {.clock = clock});
     auto def = publish_campaign();

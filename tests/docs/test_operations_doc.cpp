@@ -2,7 +2,7 @@
 // "// [doc:NAME]" and "// [/doc:NAME]" must appear verbatim in the doc.
 #include <catch2/catch.hpp>
 
-#include <saga/inmemory/memory_store.hpp>
+#include <saga/inmemory/memory_journal_store.hpp>
 #include <saga/inmemory/memory_transport.hpp>
 #include <saga/saga.hpp>
 
@@ -32,7 +32,7 @@ TEST_CASE("operations doc: telemetry wiring and operator actions work as shown",
                             ("saga-doc-spans-" + std::to_string(::getpid()) + ".jsonl");
     std::filesystem::remove(spans_path);
     auto clock = std::make_shared<saga::virtual_clock>();
-    auto store = std::make_shared<saga::inmemory::memory_store>();
+    auto store = std::make_shared<saga::inmemory::memory_journal_store>();
     auto transport = std::make_shared<saga::inmemory::memory_transport>(clock);
 
     // [doc:telemetry]

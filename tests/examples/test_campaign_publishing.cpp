@@ -510,12 +510,12 @@ TEST_CASE("a damaged store is refused by list, check and resume, and check reads
     REQUIRE(run(s, {"check"}).code == 0);
     const fs::path store = s.store();
 
-    SECTION("a damaged page of the history: every command refuses the store on open") {
+    SECTION("a damaged page of the journal: every command refuses the store on open") {
         std::int64_t page = 0;
         {
             SQLite::Database db(store.string(), SQLite::OPEN_READONLY);
             SQLite::Statement q(db,
-                                "SELECT pageno FROM dbstat WHERE name = 'history' AND "
+                                "SELECT pageno FROM dbstat WHERE name = 'journal' AND "
                                 "pagetype = 'leaf' ORDER BY pageno LIMIT 1");
             REQUIRE(q.executeStep());
             page = q.getColumn(0).getInt64();
@@ -531,15 +531,15 @@ TEST_CASE("a damaged store is refused by list, check and resume, and check reads
             CHECK(contains(r.output, "backup"));
         }
     }
-    SECTION("a damaged history record (its page is sound): check reports it") {
-        // find a history detail whose text is in the file once, and break its JSON
+    SECTION("a damaged journal record (its page is sound): check reports it") {
+        // find a record's events whose text is in the file once, and break their JSON
         const std::string file = bytes_of(store);
         std::string victim;
         {
             SQLite::Database db(store.string(), SQLite::OPEN_READONLY);
             SQLite::Statement q(db,
-                                "SELECT detail FROM history WHERE saga_id = 'publish-c-1001-1' "
-                                "AND length(detail) > 12");
+                                "SELECT events FROM journal WHERE saga_id = 'publish-c-1001-1' "
+                                "AND length(events) > 12");
             while (victim.empty() && q.executeStep()) {
                 const std::string detail = q.getColumn(0).getString();
                 const auto at = file.find(detail);

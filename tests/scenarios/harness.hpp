@@ -14,7 +14,6 @@
 #include <vector>
 
 #include <cstdlib>
-#include <saga/inmemory/memory_store.hpp>
 #include <string_view>
 
 #include <saga/inmemory/memory_journal_store.hpp>
@@ -107,8 +106,7 @@ using behaviour = std::function<participant_reply(const envelope&)>;
 
 struct world {
     std::shared_ptr<virtual_clock> clock = std::make_shared<virtual_clock>();
-    std::shared_ptr<inmemory::memory_store> store = std::make_shared<inmemory::memory_store>();
-    std::shared_ptr<inmemory::memory_journal_store> v2_store =
+    std::shared_ptr<inmemory::memory_journal_store> store =
         std::make_shared<inmemory::memory_journal_store>();
     std::shared_ptr<inmemory::memory_transport> transport;
     std::unique_ptr<engine> eng;
@@ -122,13 +120,6 @@ struct world {
         restart(std::move(options));
     }
 
-    /// Whether the scenarios run on core v2 (SAGA_TEST_CORE=v2: the machine and its runtime on a
-    /// journal store) while it is being switched in.
-    static bool on_v2() {
-        const char* core = std::getenv("SAGA_TEST_CORE");
-        return core && std::string_view(core) == "v2";
-    }
-
     /// A new engine on the same store and transport (the previous one, if any, is gone first).
     void restart(engine_options options = {}) {
         eng.reset();
@@ -138,11 +129,10 @@ struct world {
     /// One more engine on the world's store, transport and clock (beside `eng`).
     std::unique_ptr<engine> another_engine(engine_options options = {}) {
         options.clock = clock;
-        if (on_v2()) return std::make_unique<engine>(v2_store, transport, options);
         return std::make_unique<engine>(store, transport, options);
     }
 
-    // What the store holds, read past the engine, for either core.
+    // What the store holds, read past the engine.
 
     /// What the store says of instance `id` without the engine (which may not be able to read
     /// it: its definition version may be missing).
@@ -152,18 +142,13 @@ struct world {
         std::uint64_t version = 0;
     };
     stored_instance stored(const std::string& id) {
-        if (on_v2()) {
-            auto h = v2_store->head(id);
-            REQUIRE(h);
-            auto records = v2_store->journal(id);
-            REQUIRE(records);
-            // the head is written only when what it holds changes; the journal has them all
-            return {h.value().status, h.value().definition_version,
-                    records.value().empty() ? h.value().version : records.value().back().version};
-        }
-        auto r = store->load(id);
-        REQUIRE(r);
-        return {r.value().status, r.value().definition_version, r.value().version};
+        auto h = store->head(id);
+        REQUIRE(h);
+        auto records = store->journal(id);
+        REQUIRE(records);
+        // the head is written only when what it holds changes; the journal has every version
+        return {h.value().status, h.value().definition_version,
+                records.value().empty() ? h.value().version : records.value().back().version};
     }
 
     /// The stored version of instance `id`.
@@ -171,77 +156,50 @@ struct world {
 
     /// How many forward attempts of `step` the store records as started.
     std::uint32_t attempts_recorded(const std::string& id, const std::string& step) {
-        if (on_v2()) {
-            auto records = v2_store->journal(id);
-            REQUIRE(records);
-            std::uint32_t n = 0;
-            for (const auto& r : records.value())
-                for (const auto& e : r.events)
-                    if (e.type == event_type::attempt_started && e.unit == step &&
-                        e.dir == direction::forward)
-                        n = std::max(n, e.attempt);
-            return n;
-        }
-        auto r = store->load(id);
-        REQUIRE(r);
-        return r.value().state["units"][step].value("a", 0u);
+        auto records = store->journal(id);
+        REQUIRE(records);
+        std::uint32_t n = 0;
+        for (const auto& r : records.value())
+            for (const auto& e : r.events)
+                if (e.type == event_type::attempt_started && e.unit == step &&
+                    e.dir == direction::forward)
+                    n = std::max(n, e.attempt);
+        return n;
     }
 
     /// Messages stored to be sent that the transport has not acknowledged, over all instances.
     std::size_t unreleased_messages() {
-        if (on_v2()) {
-            auto heads = v2_store->list({});
-            REQUIRE(heads);
-            std::size_t n = 0;
-            for (const auto& h : heads.value()) {
-                auto records = v2_store->journal(h.id);
-                REQUIRE(records);
-                std::uint64_t released = 0;
-                for (const auto& r : records.value())
-                    released = std::max(released, r.released_through);
-                for (const auto& r : records.value())
-                    if (r.version > released) n += r.output.size();
-            }
-            return n;
+        auto heads = store->list({});
+        REQUIRE(heads);
+        std::size_t n = 0;
+        for (const auto& h : heads.value()) {
+            auto records = store->journal(h.id);
+            REQUIRE(records);
+            std::uint64_t released = 0;
+            for (const auto& r : records.value()) released = std::max(released, r.released_through);
+            for (const auto& r : records.value())
+                if (r.version > released) n += r.output.size();
         }
-        auto pending = store->pending_outbox(100);
-        REQUIRE(pending);
-        return pending.value().size();
+        return n;
     }
 
     /// The ids of the instances the store holds, in id order.
     std::vector<std::string> instance_ids() {
+        auto heads = store->list({});
+        REQUIRE(heads);
         std::vector<std::string> ids;
-        if (on_v2()) {
-            auto heads = v2_store->list({});
-            REQUIRE(heads);
-            for (const auto& h : heads.value()) ids.push_back(h.id);
-        } else {
-            auto all = store->list({});
-            REQUIRE(all);
-            for (const auto& r : all.value()) ids.push_back(r.id);
-        }
+        for (const auto& h : heads.value()) ids.push_back(h.id);
         return ids;
     }
 
-    /// How many timers (v1) or instances (v2) have something due at or before `at`.
-    std::size_t overdue_at(time_point at) { return overdue(at).size(); }
-
-    /// Each timer due at or before `at` as "<saga id> <timer id>" (v1), or each instance whose
-    /// wake-up time has come as "<saga id>" (v2: timers are part of the state).
-    std::vector<std::pair<std::string, std::string>> overdue(time_point at) {
-        std::vector<std::pair<std::string, std::string>> out;
-        if (on_v2()) {
-            auto due = v2_store->due(at, 1000000);
-            REQUIRE(due);
-            for (const auto& id : due.value()) out.emplace_back(id, "wake-up");
-            return out;
-        }
-        auto due = store->timers(at);
+    /// The instances whose wake-up time has come by `at` (due times are part of the state:
+    /// a timer exists exactly as long as the state that needs it).
+    std::vector<std::string> overdue(time_point at) {
+        auto due = store->due(at, 1000000);
         REQUIRE(due);
-        for (const auto& t : due.value()) out.emplace_back(t.saga_id, t.id);
-        return out;
+        return due.value();
     }
+    std::size_t overdue_at(time_point at) { return overdue(at).size(); }
 
     /// A service at `endpoint` that holds a resource on `acquire` and frees it on `release`.
     /// `acquire_behaviour` may fail the acquire (transient/permanent); the release can be made to

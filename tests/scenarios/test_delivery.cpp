@@ -263,7 +263,7 @@ TEST_CASE("awaitable local steps run on the engine's strand", "[engine][async]")
 
 TEST_CASE("an awaitable local step that overruns its timeout is cancelled and retried",
           "[engine][async][threads]") {
-    auto store = std::make_shared<inmemory::memory_store>();
+    auto store = std::make_shared<inmemory::memory_journal_store>();
     auto clock = std::make_shared<system_clock>();
     auto transport = std::make_shared<inmemory::memory_transport>(clock);
     engine eng(store, transport, {.workers = 2, .clock = clock});
@@ -358,7 +358,7 @@ TEST_CASE("async_wait completes with the settled instance", "[engine][wait]") {
 
 TEST_CASE("the engine runs sagas on real worker threads with the system clock",
           "[engine][threads]") {
-    auto store = std::make_shared<inmemory::memory_store>();
+    auto store = std::make_shared<inmemory::memory_journal_store>();
     auto clock = std::make_shared<system_clock>();
     auto transport = std::make_shared<inmemory::memory_transport>(clock);
     engine eng(store, transport, {.workers = 4, .clock = clock});

@@ -251,7 +251,7 @@ TEST_CASE("list filters instances and history of an unknown id is not_found",
 }
 
 TEST_CASE("stop() called before run() has started is not lost", "[engine][lifecycle]") {
-    auto store = std::make_shared<inmemory::memory_store>();
+    auto store = std::make_shared<inmemory::memory_journal_store>();
     auto clock = std::make_shared<system_clock>();
     auto transport = std::make_shared<inmemory::memory_transport>(clock);
     SECTION("on the same thread") {

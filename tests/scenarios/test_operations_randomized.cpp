@@ -179,11 +179,11 @@ public:
         for (std::size_t i = 0; i < sagas_; ++i) check_saga(fmt_id(i), final);
         std::string overdue;
         std::size_t count = 0;
-        for (const auto& [saga_id, timer] : w_.overdue(w_.clock->now())) {
+        for (const auto& saga_id : w_.overdue(w_.clock->now())) {
             // A paused saga's timers wait for its resume.
             if (!final && w_.eng->query(saga_id).value().status == saga_status::paused) continue;
             ++count;
-            overdue += saga_id + " " + timer + " (history:";
+            overdue += saga_id + " (history:";
             if (auto h = w_.eng->history(saga_id))
                 for (const auto& e : h.value())
                     overdue += " " + e.event + (e.step.empty() ? "" : ":" + e.step);

@@ -127,7 +127,7 @@ TEST_CASE("a saga continues the caller's trace and each step's command carries i
           "[telemetry][tracing]") {
     auto spans = std::make_shared<captured_spans>();
     auto clock = std::make_shared<virtual_clock>();
-    auto store = std::make_shared<inmemory::memory_store>();
+    auto store = std::make_shared<inmemory::memory_journal_store>();
     auto memory = std::make_shared<inmemory::memory_transport>(clock);
     auto recorder = std::make_shared<recording_transport>(memory);
     world w;

@@ -337,7 +337,7 @@ TEST_CASE("events on the transport reach waiting sagas by saga id or by correlat
 TEST_CASE("a new engine on the same store resumes what the previous one left unfinished",
           "[engine][recovery]") {
     auto clock = std::make_shared<virtual_clock>();
-    auto store = std::make_shared<inmemory::memory_store>();
+    auto store = std::make_shared<inmemory::memory_journal_store>();
     auto transport = std::make_shared<inmemory::memory_transport>(clock);
     journal log;
     std::string waiting;

@@ -1,12 +1,15 @@
 #pragma once
 // Schema version 2: the journal store's (sqlite_journal_store). A new file gets it whole; a file
-// of version 1 (sqlite_store's) is refused until the migration from version 1 lands. Times are
+// of version 1 (sqlite_store's) is migrated to it in place (`migrate_from_v1`). Times are
 // integer microseconds since the Unix epoch; events and output are the journal codec's JSON text
 // (saga/journal_codec.hpp). docs/sqlite.md, "Schema v2: the journal store", describes it.
 // Both tables keep their rowid: WITHOUT ROWID measured 2-3x slower to fill and 30-56% larger
 // for rows of this size (docs/sqlite.md has the figures).
 
 #include <string_view>
+
+#include <saga/error.hpp>
+#include <saga/sqlite/detail/schema.hpp>
 
 namespace saga::sqlite::detail {
 
@@ -52,5 +55,15 @@ CREATE TABLE journal (
     PRIMARY KEY (saga_id, version)
 );
 )sql";
+
+/// The code of the step to version 2 (a `migration_code`), run after `schema_v2` created the
+/// new tables: on a file of version 1 it writes every instance of sqlite_store's tables as a
+/// head and one journal record (legacy::migrate_v1: a snapshot of its state, its data and its
+/// unreleased outbox messages as output; its timers as due times), drops instances, timers,
+/// outbox and inbox, and renames history to history_v1. A new file (version 0) has nothing to
+/// convert. An instance that cannot be read is an error naming it (docs/sqlite.md, "Migrating
+/// a v1 file").
+[[nodiscard]] result<void> migrate_from_v1(SQLite::Database& db, std::string_view path,
+                                           int from_version);
 
 }  // namespace saga::sqlite::detail

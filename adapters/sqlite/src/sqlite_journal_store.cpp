@@ -4,6 +4,7 @@
 #include <saga/sqlite/detail/journal_schema.hpp>
 
 #include "group_writer.hpp"
+#include "journal_rows.hpp"
 #include "schema_v2.hpp"
 #include "sqlite_common.hpp"
 #include "store_file.hpp"
@@ -41,14 +42,15 @@ using detail::stored_value_error;
 using detail::sync_pragma;
 using detail::write_flags;
 
-constexpr detail::migration journal_migrations[] = {{2, detail::schema_v2}};
+// a new file gets schema_v2 whole; a file of version 1 (sqlite_store's) is converted in place
+constexpr detail::migration journal_migrations[] = {
+    {2, detail::schema_v2, &detail::migrate_from_v1}};
 static_assert(journal_migrations[0].version == sqlite_journal_store::schema_version);
 
-// after "sqlite store 'path': written by schema version 1, "
+// after "sqlite store 'path': written by schema version N, " (N < 1: a file no store of this
+// library left behind)
 constexpr std::string_view too_old =
-    "sqlite_store's (instances, history, timers, outbox and inbox); the journal store reads "
-    "schema version 2 and cannot migrate older versions yet: open it with "
-    "saga::sqlite::sqlite_store; the file was not changed";
+    "older than 1, the oldest the journal store migrates; the file was not changed";
 
 // ---- small helpers --------------------------------------------------------------------------
 
@@ -89,31 +91,6 @@ std::optional<std::string> column_optional_text(const SQLite::Statement& s, int 
 
 // ---- what the writer thread gets: a write checked and encoded on the caller's thread ----------
 
-struct encoded_head {
-    std::string id;
-    std::string definition;
-    std::int64_t definition_version = 0;
-    std::string status;
-    std::string correlation_key;
-    bool exclusive = false;
-    std::optional<std::int64_t> wake_at;
-    std::int64_t version = 0;
-    std::int64_t created_at = 0;
-    std::int64_t updated_at = 0;
-};
-
-struct encoded_write {
-    std::string saga_id;
-    std::int64_t version = 0;
-    std::int64_t at = 0;
-    std::string events;
-    std::optional<std::string> output;
-    std::int64_t released_through = 0;
-    std::optional<std::string> data;
-    std::optional<std::string> snapshot;
-    std::optional<encoded_head> head;
-};
-
 struct purge_request {
     std::int64_t older_than = 0;
     std::int64_t limit = 0;
@@ -122,52 +99,9 @@ struct purge_request {
 };
 
 struct work_item {
-    std::variant<encoded_write, purge_request> what;
+    std::variant<detail::encoded_write, purge_request> what;
     journal_commit_handler done;
 };
-
-encoded_head encode_head(instance_head& h) {
-    encoded_head e;
-    e.id = std::move(h.id);
-    e.definition = std::move(h.definition);
-    e.definition_version = h.definition_version;
-    e.status = std::string(to_string(h.status));
-    e.correlation_key = std::move(h.correlation_key);
-    e.exclusive = h.exclusive;
-    if (h.wake_at) {
-        e.wake_at = to_unix_micros(*h.wake_at);
-    }
-    e.version = static_cast<std::int64_t>(h.version);
-    e.created_at = to_unix_micros(h.created_at);
-    e.updated_at = to_unix_micros(h.updated_at);
-    return e;
-}
-
-result<encoded_write> encode(journal_write& w) {
-    SAGA_TRY(check_journal_write(w));
-    journal_record& r = w.record;
-    constexpr auto max_version =
-        static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
-    if (r.version > max_version) {
-        return error{errc::invalid_argument, about(r.saga_id) + "record version " +
-                                                 std::to_string(r.version) + " is too large"};
-    }
-    encoded_write e;
-    e.events = encode_events(r.events);
-    if (!r.output.empty()) {
-        e.output = encode_output(r.output);
-    }
-    e.version = static_cast<std::int64_t>(r.version);
-    e.at = to_unix_micros(r.at);
-    e.released_through = static_cast<std::int64_t>(r.released_through);
-    e.data = std::move(r.data);
-    e.snapshot = std::move(r.snapshot);
-    if (w.head) {
-        e.head = encode_head(*w.head);
-    }
-    e.saga_id = std::move(r.saga_id);
-    return e;
-}
 
 // ---- connections ------------------------------------------------------------------------------
 
@@ -184,14 +118,8 @@ constexpr const char* record_columns =
 /// The writer thread's statements (the hot path).
 struct writer_statements {
     SQLite::Database& db;
-    SQLite::Statement newest{
-        db, "SELECT version FROM journal WHERE saga_id = ?1 ORDER BY version DESC LIMIT 1"};
-    // a uniqueness conflict is the id taken or the correlation key locked: nothing is written
-    SQLite::Statement insert_head{
-        db,
-        "INSERT INTO heads (id, definition, definition_version, status, correlation_key, "
-        "exclusive, wake_at, version, created_at, updated_at) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING"};
+    // the head and record inserts, shared with the migration from schema version 1
+    detail::journal_row_statements rows{db};
     // the columns a transition changes; indexes on the others are left alone
     SQLite::Statement update_head{
         db,
@@ -203,15 +131,6 @@ struct writer_statements {
         "UPDATE OR IGNORE heads SET definition = ?2, definition_version = ?3, status = ?4, "
         "correlation_key = ?5, exclusive = ?6, wake_at = ?7, version = ?8, created_at = ?9, "
         "updated_at = ?10 WHERE id = ?1"};
-    SQLite::Statement head_exists{db, "SELECT version FROM heads WHERE id = ?1"};
-    SQLite::Statement lock_holder{
-        db,
-        "SELECT id FROM heads WHERE correlation_key = ?1 AND exclusive = 1 AND "
-        "correlation_key <> '' AND status NOT IN " SAGA_TERMINAL " AND id <> ?2 LIMIT 1"};
-    SQLite::Statement insert_record{
-        db,
-        "INSERT INTO journal (saga_id, version, at, events, output, released_through, data, "
-        "snapshot) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"};
     SQLite::Statement purgeable{
         db, "SELECT id FROM heads INDEXED BY heads_purge WHERE status IN " SAGA_TERMINAL
             " AND updated_at < ?1 ORDER BY updated_at LIMIT ?2"};
@@ -325,41 +244,22 @@ struct sqlite_journal_store::impl final : detail::group_writer<work_item> {
     }
     void release_writer() noexcept override { writer.reset(); }
     result<void> apply(work_item& item) override {
-        if (auto* w = std::get_if<encoded_write>(&item.what)) {
+        if (auto* w = std::get_if<detail::encoded_write>(&item.what)) {
             return apply(*w);
         }
         apply(std::get<purge_request>(item.what));
         return success();
     }
     [[nodiscard]] std::string describe(const work_item& item) const override {
-        const auto* w = std::get_if<encoded_write>(&item.what);
+        const auto* w = std::get_if<detail::encoded_write>(&item.what);
         return w != nullptr ? "commit of saga '" + w->saga_id + "'" : "purge";
     }
     [[nodiscard]] bool is_commit(const work_item& item) const noexcept override {
-        return std::holds_alternative<encoded_write>(item.what);
+        return std::holds_alternative<detail::encoded_write>(item.what);
     }
 
-    result<void> apply(encoded_write& w);
+    result<void> apply(detail::encoded_write& w);
     void apply(const purge_request& p);
-
-    /// The newest record's version of `id`, if it has any.
-    std::optional<std::int64_t> newest_version(const std::string& id) {
-        statement_use s(writer->newest);
-        bind_text(*s, 1, id);
-        if (!s->executeStep()) {
-            return std::nullopt;
-        }
-        return s->getColumn(0).getInt64();
-    }
-    /// The refusal of a head that would take a correlation key held by another saga.
-    error lock_held(const encoded_head& h) {
-        statement_use s(writer->lock_holder);
-        bind_text(*s, 1, h.correlation_key);
-        bind_text(*s, 2, h.id);
-        const std::string holder = s->executeStep() ? column_text(*s, 0) : std::string("?");
-        return {errc::lock_held, about(h.id) + "correlation key '" + h.correlation_key +
-                                     "' is locked by saga '" + holder + "'"};
-    }
 
     template <class T, class Fn>
     result<T> read(std::string_view op, Fn&& fn) noexcept {
@@ -370,60 +270,12 @@ struct sqlite_journal_store::impl final : detail::group_writer<work_item> {
     }
 };
 
-namespace {
-
-void bind_head(SQLite::Statement& s, const encoded_head& h) {
-    bind_text(s, 1, h.id);
-    bind_text(s, 2, h.definition);
-    bind_int(s, 3, h.definition_version);
-    bind_text(s, 4, h.status);
-    bind_text(s, 5, h.correlation_key);
-    bind_int(s, 6, h.exclusive ? 1 : 0);
-    if (h.wake_at) {
-        bind_int(s, 7, *h.wake_at);
-    } else {
-        s.bind(7);  // NULL: nothing due
-    }
-    bind_int(s, 8, h.version);
-    bind_int(s, 9, h.created_at);
-    bind_int(s, 10, h.updated_at);
-}
-
-void bind_optional(SQLite::Statement& s, int index, const std::optional<std::string>& text) {
-    if (text) {
-        bind_text(s, index, *text);
-    } else {
-        s.bind(index);
-    }
-}
-
-}  // namespace
-
-result<void> sqlite_journal_store::impl::apply(encoded_write& w) {
+result<void> sqlite_journal_store::impl::apply(detail::encoded_write& w) {
     writer_statements& ws = *writer;
     if (w.version == 1) {
-        int changed = 0;
-        {
-            statement_use s(ws.insert_head);
-            bind_head(*s, *w.head);
-            changed = s->exec();
-        }
-        if (changed == 0) {
-            bool exists = false;
-            {
-                statement_use s(ws.head_exists);
-                bind_text(*s, 1, w.saga_id);
-                exists = s->executeStep();
-            }
-            if (exists) {
-                return error{errc::already_exists,
-                             about(w.saga_id) + "already exists (at version " +
-                                 std::to_string(newest_version(w.saga_id).value_or(0)) + ")"};
-            }
-            return lock_held(*w.head);
-        }
+        SAGA_TRY(detail::insert_first_head(ws.rows, w));
     } else {
-        const std::optional<std::int64_t> newest = newest_version(w.saga_id);
+        const std::optional<std::int64_t> newest = detail::newest_version(ws.rows, w.saga_id);
         if (!newest) {
             return error{errc::not_found, about(w.saga_id) + "record " + std::to_string(w.version) +
                                               " for an unknown saga"};
@@ -437,31 +289,22 @@ result<void> sqlite_journal_store::impl::apply(encoded_write& w) {
             int changed = 0;
             {
                 statement_use s(ws.update_head);
-                bind_head(*s, *w.head);
+                detail::bind_head(*s, *w.head);
                 changed = s->exec();
             }
             if (changed == 0) {
                 // the definition, correlation key or creation time changed too, or the new
                 // head would take a correlation key another saga holds
                 statement_use s(ws.replace_head);
-                bind_head(*s, *w.head);
+                detail::bind_head(*s, *w.head);
                 changed = s->exec();
             }
             if (changed == 0) {
-                return lock_held(*w.head);
+                return detail::lock_held_error(ws.rows, *w.head);
             }
         }
     }
-    statement_use s(ws.insert_record);
-    bind_text(*s, 1, w.saga_id);
-    bind_int(*s, 2, w.version);
-    bind_int(*s, 3, w.at);
-    bind_text(*s, 4, w.events);
-    bind_optional(*s, 5, w.output);
-    bind_int(*s, 6, w.released_through);
-    bind_optional(*s, 7, w.data);
-    bind_optional(*s, 8, w.snapshot);
-    s->exec();
+    detail::insert_record(ws.rows, w);
     return success();
 }
 
@@ -523,15 +366,14 @@ result<std::shared_ptr<sqlite_journal_store>> sqlite_journal_store::open(
     const int busy_ms = detail::to_int_ms(options.busy_timeout);
 
     SAGA_TRY(detail::opened_file file,
-             detail::open_store_file({.path = path,
-                                      .sync = options.sync,
-                                      .busy_timeout = options.busy_timeout,
-                                      .read_only = options.read_only,
-                                      .check_integrity = options.check_integrity,
-                                      .options_name = "journal_store_options"},
-                                     {.migrations = journal_migrations,
-                                      .oldest_migratable = schema_version,
-                                      .too_old = too_old}));
+             detail::open_store_file(
+                 {.path = path,
+                  .sync = options.sync,
+                  .busy_timeout = options.busy_timeout,
+                  .read_only = options.read_only,
+                  .check_integrity = options.check_integrity,
+                  .options_name = "journal_store_options"},
+                 {.migrations = journal_migrations, .oldest_migratable = 1, .too_old = too_old}));
 
     std::string_view stage = "prepare statements";
     try {
@@ -582,7 +424,7 @@ void sqlite_journal_store::async_commit(journal_write w, journal_commit_handler 
         return;
     }
     try {
-        auto encoded = encode(w);
+        auto encoded = detail::encode_journal_write(w);
         if (encoded) {
             impl_->submit(work_item{std::move(encoded).value(), std::move(done)});
             return;

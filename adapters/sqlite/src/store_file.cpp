@@ -4,8 +4,10 @@
 
 #include <charconv>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <optional>
+#include <string>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -91,15 +93,33 @@ result<void> migrate(SQLite::Database& db, std::string_view path, const schema_s
             if (m.version <= state.value().version) {
                 continue;
             }
+            const std::string step = "migration to schema version " + std::to_string(m.version);
+            const std::string left =
+                "; the file was left at schema version " + std::to_string(state.value().version);
+            result<void> ran = success();
             try {
-                db.exec(std::string(m.sql));
+                if (!m.sql.empty()) {
+                    db.exec(std::string(m.sql));
+                }
+                if (m.code != nullptr) {
+                    ran = m.code(db, path, state.value().version);
+                }
             } catch (const SQLite::Exception& e) {
-                db.exec("ROLLBACK");
-                error err = sqlite_error(
-                    path, "migration to schema version " + std::to_string(m.version), e);
-                err.message += "; the file was left at schema version " +
-                               std::to_string(state.value().version);
+                // a failed statement may have ended the transaction already (a full disk)
+                db.tryExec("ROLLBACK");
+                error err = sqlite_error(path, step, e);
+                err.message += left;
                 return err;
+            } catch (const std::exception& e) {
+                db.tryExec("ROLLBACK");
+                error err = other_error(path, step, &e);
+                err.message += left;
+                return err;
+            }
+            if (!ran) {
+                db.tryExec("ROLLBACK");
+                return error{ran.error().code,
+                             about_file(path) + step + " failed: " + ran.error().message + left};
             }
         }
         SQLite::Statement set_version(db, "UPDATE saga_meta SET value = ?1 WHERE key = ?2");
@@ -316,6 +336,24 @@ result<opened_file> open_store_file(const file_options& options, const schema_sp
             return too_old(path, found.version, schema);
         }
         f.settings.opened_at_version = found.version;
+        // A migration rewrites the tables: no other process may have the file open meanwhile
+        // (a store of the older version would lose its tables under it). The shared lock
+        // becomes exclusive for the migration, and shared again after it.
+        const bool migrating = !found.fresh && found.version < latest;
+        if (migrating) {
+            stage = "lock the file for the migration";
+            f.lock.reset();
+            auto alone = store_lock::exclusive(path);
+            if (!alone) {
+                return error{alone.error().code,
+                             alone.error().message + " (the file is at schema version " +
+                                 std::to_string(found.version) + " and is migrated to " +
+                                 std::to_string(latest) +
+                                 " only while no other process has it open; it was not "
+                                 "changed)"};
+            }
+            f.lock.emplace(std::move(alone).value());
+        }
         if (options.check_integrity && !found.fresh) {
             stage = "check integrity";
             SAGA_TRY(check_integrity(db, path));
@@ -333,6 +371,12 @@ result<opened_file> open_store_file(const file_options& options, const schema_sp
         if (found.fresh || found.version < latest) {
             stage = "migrate the schema";
             SAGA_TRY(migrate(db, path, schema));
+        }
+        if (migrating) {
+            stage = "lock";
+            f.lock.reset();
+            SAGA_TRY(auto shared_again, store_lock::shared(path, options.busy_timeout));
+            f.lock.emplace(std::move(shared_again));
         }
 
         f.settings.synchronous = query_int(db, "PRAGMA synchronous");

@@ -1,6 +1,9 @@
 #include <saga/sqs/claim_check.hpp>
 
+#include <chrono>
 #include <utility>
+
+#include <nlohmann/json.hpp>
 
 namespace saga::sqs {
 
@@ -32,32 +35,47 @@ namespace {
 constexpr std::string_view record_prefix = "sqs-claim-check/";
 }
 
-state_store_claim_check::state_store_claim_check(std::shared_ptr<saga::state_store> store)
+journal_store_claim_check::journal_store_claim_check(std::shared_ptr<saga::journal_store> store)
     : store_(std::move(store)) {}
 
-result<void> state_store_claim_check::put(const std::string& key, const std::string& body) {
-    if (!store_) return error{errc::invalid_argument, "claim check: no state store"};
-    transition t;
-    t.record.id = std::string{record_prefix} + key;
-    t.record.definition = "saga.sqs.claim_check";
-    t.record.definition_version = 1;
-    t.record.version = 1;
-    t.record.status = saga_status::completed;
-    t.record.data = body;
-    t.record.state = nlohmann::json::object();
-    t.expected_version = 0;
-    return store_->commit(std::move(t));
+result<void> journal_store_claim_check::put(const std::string& key, const std::string& body) {
+    if (!store_) return error{errc::invalid_argument, "claim check: no journal store"};
+    const time_point now = std::chrono::system_clock::now();
+    journal_write w;
+    w.record.saga_id = std::string{record_prefix} + key;
+    w.record.version = 1;
+    w.record.at = now;
+    try {
+        w.record.data = nlohmann::json(body).dump();
+    } catch (const nlohmann::json::exception&) {
+        return error{errc::invalid_argument,
+                     "claim check '" + key + "': the body is not valid UTF-8 (nor can SQS carry it)"};
+    }
+    instance_head h;
+    h.id = w.record.saga_id;
+    h.definition = "saga.sqs.claim_check";
+    h.definition_version = 1;
+    h.status = saga_status::completed;
+    h.version = 1;
+    h.created_at = now;
+    h.updated_at = now;
+    w.head = std::move(h);
+    return store_->commit(std::move(w));
 }
 
-result<std::string> state_store_claim_check::get(const std::string& key) {
-    if (!store_) return error{errc::invalid_argument, "claim check: no state store"};
-    SAGA_TRY(auto record, store_->load(std::string{record_prefix} + key));
-    if (!record.data.is_string())
+result<std::string> journal_store_claim_check::get(const std::string& key) {
+    if (!store_) return error{errc::invalid_argument, "claim check: no journal store"};
+    SAGA_TRY(auto loaded, store_->load(std::string{record_prefix} + key));
+    if (!loaded.data)
         return error{errc::bad_data, "claim check '" + key + "' does not hold a message body"};
-    return record.data.get<std::string>();
+    // a JSON string (one level deep), so no depth limit is needed; not an exception either
+    auto body = nlohmann::json::parse(*loaded.data, nullptr, false);
+    if (!body.is_string())
+        return error{errc::bad_data, "claim check '" + key + "' does not hold a message body"};
+    return body.get<std::string>();
 }
 
-result<void> state_store_claim_check::erase(const std::string&) {
+result<void> journal_store_claim_check::erase(const std::string&) {
     return success();
 }
 

@@ -22,7 +22,7 @@
 #include <thread>
 #include <vector>
 
-#include <saga/inmemory/memory_store.hpp>
+#include <saga/inmemory/memory_journal_store.hpp>
 #include <saga/inmemory/memory_transport.hpp>
 #include <saga/saga.hpp>
 
@@ -97,7 +97,7 @@ class world {
 public:
     world() {
         clock_ = std::make_shared<system_clock>();
-        store_ = std::make_shared<inmemory::memory_store>();
+        store_ = std::make_shared<inmemory::memory_journal_store>();
         transport_ = std::make_shared<inmemory::memory_transport>(clock_);
         engine_ = std::make_unique<engine>(store_, transport_,
                                            engine_options{.workers = 2, .clock = clock_});
@@ -225,7 +225,7 @@ public:
 
 private:
     std::shared_ptr<system_clock> clock_;
-    std::shared_ptr<inmemory::memory_store> store_;
+    std::shared_ptr<inmemory::memory_journal_store> store_;
     std::shared_ptr<inmemory::memory_transport> transport_;
     std::unique_ptr<engine> engine_;
     std::unique_ptr<participant> billing_;

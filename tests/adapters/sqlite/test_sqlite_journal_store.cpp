@@ -287,11 +287,14 @@ TEST_CASE("sqlite journal store: files that are not its own are refused, named a
         refused_unchanged(path, errc::invalid_state, "schema version 3");
         refused_unchanged(path, errc::invalid_state, "schema version 3", true);
     }
-    SECTION("a store of schema version 1 (sqlite_store's), read-write and read-only") {
+    SECTION(
+        "a store of schema version 1 (sqlite_store's): refused read-only, migrated read-write") {
+        // the migration itself: test_sqlite_v1_migration.cpp
         const std::string path = dir.file("v1.db");
         { auto v1 = saga::sqlite::test::open_store(path); }
-        refused_unchanged(path, errc::invalid_state, "schema version 1");
-        refused_unchanged(path, errc::invalid_state, "sqlite_store", true);
+        refused_unchanged(path, errc::invalid_state, "open it read-write once to migrate it", true);
+        auto migrated = open_journal_store(path);
+        CHECK(sqlite::detail::journal_store_access::settings(*migrated).opened_at_version == 1);
     }
     SECTION("and sqlite_store refuses a journal store's file as newer") {
         const std::string path = dir.file("v2.db");

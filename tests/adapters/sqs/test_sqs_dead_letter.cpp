@@ -20,7 +20,7 @@
 
 #include <saga/definition.hpp>
 #include <saga/engine.hpp>
-#include <saga/inmemory/memory_store.hpp>
+#include <saga/inmemory/memory_journal_store.hpp>
 #include <saga/metrics.hpp>
 #include <saga/participant.hpp>
 #include <saga/sqs/claim_check.hpp>
@@ -346,7 +346,7 @@ flood_run flood(const moto_server& moto, std::size_t junk, int sagas, std::size_
                    .timeout(10min)
                    .build();
     REQUIRE(def);
-    saga::engine eng(std::make_shared<saga::inmemory::memory_store>(), sqs,
+    saga::engine eng(std::make_shared<saga::inmemory::memory_journal_store>(), sqs,
                      {.endpoint = engine_endpoint, .log_sink = logs.sink()});
     REQUIRE(eng.add(def.value()));
     const std::vector<std::string> endpoints{engine_endpoint, billing_endpoint};

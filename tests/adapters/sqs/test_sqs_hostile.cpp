@@ -13,7 +13,7 @@
 
 #include <saga/definition.hpp>
 #include <saga/engine.hpp>
-#include <saga/inmemory/memory_store.hpp>
+#include <saga/inmemory/memory_journal_store.hpp>
 #include <saga/participant.hpp>
 #include <saga/sqs/sqs_transport.hpp>
 
@@ -81,7 +81,7 @@ TEST_CASE("sqs: 100,000 nested arrays on the queues of a participant and an engi
                    .timeout(30s)
                    .build();
     REQUIRE(def);
-    saga::engine eng(std::make_shared<saga::inmemory::memory_store>(), sqs,
+    saga::engine eng(std::make_shared<saga::inmemory::memory_journal_store>(), sqs,
                      {.endpoint = engine_endpoint, .log_sink = logs.sink()});
     REQUIRE(eng.add(def.value()));
 

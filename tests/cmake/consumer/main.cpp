@@ -2,7 +2,8 @@
 // (headers, saga::core, saga::inmemory and their dependencies through sagaConfig.cmake).
 // Returns non-zero, saying why, if anything does not work.
 
-#include <saga/inmemory/memory_store.hpp>
+#include <saga/inmemory/memory_journal_store.hpp>
+#include <saga/inmemory/memory_transport.hpp>
 #include <saga/saga.hpp>
 
 #include <nlohmann/json.hpp>
@@ -51,32 +52,32 @@ int main() {
     auto bad = saga::definition_builder<order>("consumer_order", 1).build();
     check(!bad && bad.error() == saga::errc::invalid_definition, "an empty saga is rejected");
 
-    // A record committed to the in-memory store and loaded back.
-    saga::inmemory::memory_store store;
-    const order data{"ada", 42, true};
-    saga::transition t;
-    t.record.id = "order-1";
-    t.record.definition = def.value().name();
-    t.record.definition_version = def.value().version();
-    t.record.version = 1;
-    t.record.correlation_key = "customer-ada";
-    t.record.data = data;
-    t.expected_version = 0;
-    t.history.push_back({.saga_id = "order-1", .version = 1, .event = "saga_started"});
-    if (auto r = store.commit(std::move(t)); !r) {
-        std::fprintf(stderr, "consumer: commit failed: %s\n", r.error().what().c_str());
+    // A saga run by the engine on the in-memory store, on a virtual clock.
+    auto clock = std::make_shared<saga::virtual_clock>();
+    saga::engine eng(std::make_shared<saga::inmemory::memory_journal_store>(),
+                     std::make_shared<saga::inmemory::memory_transport>(clock),
+                     {.clock = clock});
+    if (auto r = eng.add(def.value()); !r) {
+        std::fprintf(stderr, "consumer: add failed: %s\n", r.error().what().c_str());
         return 1;
     }
-    auto loaded = store.load("order-1");
-    if (!loaded) {
-        std::fprintf(stderr, "consumer: load failed: %s\n", loaded.error().what().c_str());
+    auto id = eng.start("consumer_order", order{"ada", 42, false},
+                        {.id = "order-1", .correlation_key = "customer-ada"});
+    if (!id) {
+        std::fprintf(stderr, "consumer: start failed: %s\n", id.error().what().c_str());
         return 1;
     }
-    check(loaded.value().version == 1, "loaded version");
-    check(loaded.value().definition == "consumer_order", "loaded definition");
-    check(loaded.value().correlation_key == "customer-ada", "loaded correlation key");
-    check(loaded.value().data.get<order>().amount == 42, "loaded data");
-    auto missing = store.load("order-2");
+    check(eng.run_until_settled().has_value(), "run until settled");
+    auto view = eng.query("order-1");
+    if (!view) {
+        std::fprintf(stderr, "consumer: query failed: %s\n", view.error().what().c_str());
+        return 1;
+    }
+    check(view.value().status == saga::saga_status::completed, "the saga completed");
+    check(view.value().definition == "consumer_order", "its definition");
+    check(view.value().correlation_key == "customer-ada", "its correlation key");
+    check(view.value().data.get<order>().reserved, "its data");
+    auto missing = eng.query("order-2");
     check(!missing && missing.error() == saga::errc::not_found, "an unknown id is not_found");
 
     if (failures == 0) std::printf("consumer: ok\n");

@@ -97,15 +97,22 @@ struct journal_store_stats {
 /// non-terminal head can take the key even from outside this library.
 ///
 /// Opening, refusals, the lock file, the integrity check and read-only opening work as for
-/// `sqlite_store` (docs/sqlite.md). A file of schema version 1 (`sqlite_store`'s) is refused
-/// with `errc::invalid_state` and left unchanged: it has no migration to version 2 yet.
+/// `sqlite_store` (docs/sqlite.md). A file of schema version 1 (`sqlite_store`'s) opened
+/// read-write is migrated to version 2 in place, in one transaction: each instance becomes a
+/// head and one journal record (a snapshot of its state, its data and its unreleased outbox
+/// messages), the v1 history is kept as the table `history_v1`, and the other v1 tables go
+/// (docs/sqlite.md, "Migrating a v1 file"). An instance that cannot be read fails the open
+/// with `errc::store_failure` naming the file and the saga, and leaves the file at version 1.
+/// Opened read-only, a version 1 file is refused with `errc::invalid_state`.
 /// Errors carry the SQLite message and the file name: `SQLITE_BUSY` is `errc::store_busy`,
 /// anything else `errc::store_failure`; a stored value that cannot be read back (a damaged
 /// or edited row) is `errc::store_failure` naming the saga, the version and the column.
 class sqlite_journal_store final : public journal_store {
 public:
-    /// Opens (creating if missing) the store at `options.path`. Errors as
-    /// `sqlite_store::open`, and `errc::invalid_state` for a file of schema version 1.
+    /// Opens (creating if missing, migrating a schema version 1 file) the store at
+    /// `options.path`. Errors as `sqlite_store::open`; `errc::store_failure` naming the saga
+    /// for a version 1 file with an instance that cannot be migrated (the file is left at
+    /// version 1); `errc::invalid_state` for a version 1 file opened read-only.
     [[nodiscard]] static result<std::shared_ptr<sqlite_journal_store>> open(
         journal_store_options options);
 

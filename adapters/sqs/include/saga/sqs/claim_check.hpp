@@ -1,7 +1,7 @@
 #pragma once
 /// @file claim_check.hpp
 /// Claim checks: a message over the transport's size limit is stored aside and sent as a small
-/// reference. `saga::state_store` has no blob API, so the adapter defines the little it needs.
+/// reference. `saga::journal_store` has no blob API, so the adapter defines the little it needs.
 
 #include <map>
 #include <memory>
@@ -10,7 +10,7 @@
 #include <string_view>
 
 #include <saga/error.hpp>
-#include <saga/state_store.hpp>
+#include <saga/journal_store.hpp>
 
 namespace saga::sqs {
 
@@ -40,20 +40,20 @@ private:
     std::map<std::string, std::string, std::less<>> bodies_;
 };
 
-/// Claim checks kept in a `saga::state_store` (e.g. SQLite or PostgreSQL, shared by producer
-/// and consumer): each body is an instance record with id `sqs-claim-check/<key>`, definition
-/// `saga.sqs.claim_check` and status `completed`, the body as its JSON data. The store
-/// interface cannot delete records, so `erase` is a no-op: prune them by definition name.
-class state_store_claim_check final : public claim_check_store {
+/// Claim checks kept in a `saga::journal_store` (e.g. SQLite or PostgreSQL, shared by producer
+/// and consumer): each body is a completed instance with id `sqs-claim-check/<key>` and
+/// definition `saga.sqs.claim_check`, the body as its data (one head and one journal record).
+/// `erase` leaves it: the store's retention (`journal_store::purge` of terminal instances by
+/// age) removes it with the instances of the same age.
+class journal_store_claim_check final : public claim_check_store {
 public:
-    /// Uses `store`, which must outlive nothing: it is shared.
-    explicit state_store_claim_check(std::shared_ptr<saga::state_store> store);
+    explicit journal_store_claim_check(std::shared_ptr<saga::journal_store> store);
     [[nodiscard]] result<void> put(const std::string& key, const std::string& body) override;
     [[nodiscard]] result<std::string> get(const std::string& key) override;
     [[nodiscard]] result<void> erase(const std::string& key) override;
 
 private:
-    std::shared_ptr<saga::state_store> store_;
+    std::shared_ptr<saga::journal_store> store_;
 };
 
 }  // namespace saga::sqs

@@ -12,13 +12,27 @@
 #include <saga/error.hpp>
 #include <saga/sqlite/sqlite_store.hpp>
 
+namespace SQLite {
+class Database;
+}  // namespace SQLite
+
 namespace saga::sqlite::detail {
 
-/// One forward step of the schema: running `sql` on a store at the previous version brings it
-/// to `version`. Versions of a migration list start at 1 and increase by one.
+/// The code of a migration step, for what SQL alone cannot do (reading rows and writing them
+/// in another form). `from_version` is the file's schema version when the migration began (0
+/// for a new file, which has nothing to convert); `path` names the file. An error, or a thrown
+/// exception, rolls the whole migration back; the error's message should name what it could
+/// not convert (a saga id), the caller adds the file and the versions.
+using migration_code = result<void> (*)(SQLite::Database& db, std::string_view path,
+                                        int from_version);
+
+/// One forward step of the schema: running `sql`, then `code` (when set), on a store at the
+/// previous version brings it to `version`, in the transaction of the whole migration.
+/// Versions of a migration list increase by one; the store's own list starts at 1.
 struct migration {
     int version = 0;
     std::string_view sql;
+    migration_code code = nullptr;
 };
 
 /// The migrations of this library; the last one's version is `sqlite_store::schema_version`.
