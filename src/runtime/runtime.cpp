@@ -182,20 +182,20 @@ void runtime::flush_watermark(const std::shared_ptr<actor>& a) {
     w.record.released_through = through;
     a->busy = true;
     auto self = shared_from_this();
-    opts_.store->async_commit(std::move(w), [self, a, version, through,
-                                             work = in_flight_work()](result<void> r) {
-        asio::post(a->strand, [self, a, r = std::move(r), version, through] {
-            a->busy = false;
-            if (r) {
-                a->version = version;
-                a->durable_through = through;
-            } else {
-                a->loaded = false;  // another writer, or a store error: the next input reloads
-            }
-            self->drain(a);
-            self->maybe_evict(a);
+    opts_.store->async_commit(
+        std::move(w), [self, a, version, through, work = in_flight_work()](result<void> r) {
+            asio::post(a->strand, [self, a, r = std::move(r), version, through] {
+                a->busy = false;
+                if (r) {
+                    a->version = version;
+                    a->durable_through = through;
+                } else {
+                    a->loaded = false;  // another writer, or a store error: the next input reloads
+                }
+                self->drain(a);
+                self->maybe_evict(a);
+            });
         });
-    });
 }
 
 std::size_t runtime::cached() const {

@@ -48,8 +48,9 @@ result<void> journal_store_claim_check::put(const std::string& key, const std::s
     try {
         w.record.data = nlohmann::json(body).dump();
     } catch (const nlohmann::json::exception&) {
-        return error{errc::invalid_argument,
-                     "claim check '" + key + "': the body is not valid UTF-8 (nor can SQS carry it)"};
+        return error{
+            errc::invalid_argument,
+            "claim check '" + key + "': the body is not valid UTF-8 (nor can SQS carry it)"};
     }
     instance_head h;
     h.id = w.record.saga_id;

@@ -55,8 +55,7 @@ int main() {
     // A saga run by the engine on the in-memory store, on a virtual clock.
     auto clock = std::make_shared<saga::virtual_clock>();
     saga::engine eng(std::make_shared<saga::inmemory::memory_journal_store>(),
-                     std::make_shared<saga::inmemory::memory_transport>(clock),
-                     {.clock = clock});
+                     std::make_shared<saga::inmemory::memory_transport>(clock), {.clock = clock});
     if (auto r = eng.add(def.value()); !r) {
         std::fprintf(stderr, "consumer: add failed: %s\n", r.error().what().c_str());
         return 1;
