@@ -7,8 +7,10 @@
 #   bench/instructions.sh                       # N = 300, concurrent, variant A, memory and sqlite
 #   bench/instructions.sh --sagas 500 --store memory
 #   bench/instructions.sh --scenario sequential --variant B
+#   bench/instructions.sh --runtime             # runtime_bench (core v2 runtime alone, memory)
 #
-# Options: --sagas N (default 300), --store memory|sqlite|all (default all),
+# Options: --sagas N (default 300), --store memory|sqlite|all (default all), --runtime (instead
+#          of saga_bench: runtime_bench --sagas N and 2N, variant A, 64 in flight, no warm-up),
 #          --variant A|B (default A), --scenario concurrent|sequential (default concurrent),
 #          --warmup N (default 128: 2 x 64 in flight, what saga_bench uses at this size).
 # Environment: BUILD_DIR (default: build-bench), BUILD_TYPE (default: Release), JOBS (default:
@@ -27,7 +29,7 @@ scenario=concurrent
 warmup=128
 
 usage() {
-    sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 die() {
     echo "instructions.sh: $*" >&2
@@ -73,6 +75,10 @@ while (($#)); do
             warmup="$2"
             shift 2
             ;;
+        --runtime)
+            stores=(runtime)
+            shift
+            ;;
         -h | --help)
             usage
             exit 0
@@ -85,7 +91,11 @@ command -v valgrind >/dev/null || die "valgrind is not installed (apt-get instal
 
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE="$build_type" -DSAGA_BUILD_TESTS=OFF \
     -DSAGA_BUILD_EXAMPLES=OFF -DSAGA_BUILD_BENCH=ON >&2
-cmake --build "$build" --target saga_bench -j "$jobs" >&2
+if [[ "${stores[0]}" == runtime ]]; then
+    cmake --build "$build" --target runtime_bench -j "$jobs" >&2
+else
+    cmake --build "$build" --target saga_bench -j "$jobs" >&2
+fi
 
 out_dir="$build/callgrind"
 mkdir -p "$out_dir"
@@ -107,6 +117,16 @@ for store in "${stores[@]}"; do
     for k in "$n" $((2 * n)); do
         file="$out_dir/$store.$scenario.$variant.$k.out"
         log="$out_dir/$store.$scenario.$variant.$k.log"
+        if [[ "$store" == runtime ]]; then
+            echo "instructions.sh: callgrind, runtime_bench, $k sagas..." >&2
+            if ! valgrind --tool=callgrind --callgrind-out-file="$file" \
+                "$build/bench/runtime_bench" --sagas "$k" >"$log" 2>&1; then
+                tail -20 "$log" >&2
+                die "runtime_bench failed under callgrind (log: $log)"
+            fi
+            total[$store.$k]="$(instructions_of "$file")"
+            continue
+        fi
         echo "instructions.sh: callgrind, $store, $scenario, variant $variant, $k sagas" \
             "(+ $warmup warm-up)..." >&2
         if ! valgrind --tool=callgrind --callgrind-out-file="$file" \
@@ -136,5 +156,9 @@ for store in "${stores[@]}"; do
         "$(awk -v x="$per" 'BEGIN { if (x >= 1e6) printf "%.2f M", x / 1e6; else printf "%.0f k", x / 1e3 }') ($per)"
 done
 echo
-echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $build_type build in $build; warm-up $warmup sagas in both" \
-    "runs; load average $(cut -d' ' -f1-3 /proc/loadavg); callgrind files in $out_dir"
+warm_note="warm-up $warmup sagas in both runs"
+if [[ "${stores[0]}" == runtime ]]; then
+    warm_note="runtime_bench, no warm-up"
+fi
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $build_type build in $build; $warm_note;" \
+    "load average $(cut -d' ' -f1-3 /proc/loadavg); callgrind files in $out_dir"

@@ -11,14 +11,19 @@
 //
 // Participants are `saga::participant`s on the in-memory transport that answer at once, running
 // on the engine's executor: the benchmark measures the engine and the store, not a network.
-// The engine runs on real threads (`engine.run()`, `--workers`) with `saga::system_clock`.
+// The engine runs on core v2 (it is given a `saga::journal_store`) on real threads
+// (`engine.run()`, `--workers`) with `saga::system_clock`.
 //
-// Scenarios, per store (memory; sqlite at synchronous=FULL on a fresh temp file) and variant:
+// Scenarios, per store (memory: memory_journal_store; sqlite: sqlite_journal_store at
+// synchronous=FULL on a fresh temp file) and variant:
 //   sequential  one saga at a time: start, then wait for it, then the next -> latency
 //   concurrent  N sagas, `--inflight` of them outstanding at any time -> sagas/s, transitions/s
 // Each scenario runs `--runs` times on a fresh engine and store (after a warm-up on that same
 // engine); the table shows the median of the runs, with the SQLite store's own counts per saga
-// (row writes, transactions, syncs). Two more scenarios, run only when named:
+// (row writes, transactions, syncs: sqlite_journal_store::stats()). Committed transitions are
+// the journal records the store counts (one per transition); no observer is attached, so the
+// engine does not build history entries it would not otherwise build. Two more scenarios, run only
+// when named:
 //   waiting     `--waiting` sagas that each wait for a signal -> RSS growth per waiting instance
 //   reopen      a SQLite file with `--waiting` such sagas: open the store, then the engine until
 //               its recovery is done -> seconds
@@ -56,12 +61,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <saga/inmemory/memory_store.hpp>
+#include <saga/inmemory/memory_journal_store.hpp>
 #include <saga/inmemory/memory_transport.hpp>
+#include <saga/journal_store.hpp>
 #include <saga/saga.hpp>
 
 #if defined(SAGA_BENCH_SQLITE)
-#include <saga/sqlite/sqlite_store.hpp>
+#include <saga/sqlite/sqlite_journal_store.hpp>
 #endif
 
 #include "campaign_saga.hpp"
@@ -296,21 +302,6 @@ std::size_t sequential_count(const options& o) {
 
 // ---- one engine with its store, transport and participants ----------------------------------
 
-/// Counts committed transitions: the engine calls observers once per committed transition.
-class counting_observer final : public saga::observer {
-public:
-    void on_transition(const saga::instance_record& r,
-                       std::span<const saga::history_entry> entries) override {
-        transitions.fetch_add(1, std::memory_order_relaxed);
-        history_entries.fetch_add(entries.size(), std::memory_order_relaxed);
-        if (r.status == saga::saga_status::waiting) waiting.fetch_add(1, std::memory_order_relaxed);
-    }
-    std::atomic<std::uint64_t> transitions{0};
-    std::atomic<std::uint64_t> history_entries{0};
-    /// transitions that left their instance `waiting` (one per saga of await_approval)
-    std::atomic<std::uint64_t> waiting{0};
-};
-
 /// A temp file path that is not taken, and the removal of the file with its WAL and SHM.
 std::filesystem::path fresh_db_path() {
     static std::atomic<unsigned> counter{0};
@@ -360,7 +351,7 @@ void add_definitions(saga::engine& eng) {
     add(await_approval());
 }
 
-/// What the SQLite store counted over a measured part (see sqlite_store::stats).
+/// What the SQLite store counted over a measured part (see sqlite_journal_store::stats).
 struct store_delta {
     std::uint64_t row_writes = 0;
     std::uint64_t transactions = 0;
@@ -368,7 +359,7 @@ struct store_delta {
 };
 
 #if defined(SAGA_BENCH_SQLITE)
-using store_counts = saga::sqlite::store_stats;
+using store_counts = saga::sqlite::journal_store_stats;
 std::optional<store_delta> delta_of(const std::optional<store_counts>& before,
                                     const std::optional<store_counts>& after) {
     if (!before || !after) return std::nullopt;
@@ -390,12 +381,13 @@ public:
     environment(store_kind kind, std::size_t workers, const std::filesystem::path& kept_file = {}) {
         clock_ = std::make_shared<saga::system_clock>();
         if (kind == store_kind::memory) {
-            store_ = std::make_shared<saga::inmemory::memory_store>();
+            memory_ = std::make_shared<saga::inmemory::memory_journal_store>();
+            store_ = memory_;
         } else {
 #if defined(SAGA_BENCH_SQLITE)
             if (kept_file.empty()) db_.path = fresh_db_path();
             const auto& file = kept_file.empty() ? db_.path : kept_file;
-            auto s = saga::sqlite::sqlite_store::open(saga::sqlite::store_options{
+            auto s = saga::sqlite::sqlite_journal_store::open(saga::sqlite::journal_store_options{
                 .path = file.string(), .sync = saga::sqlite::synchronous::full});
             if (!s)
                 throw bench_error(
@@ -407,11 +399,10 @@ public:
 #endif
         }
         transport_ = std::make_shared<saga::inmemory::memory_transport>(clock_);
+        // a journal store: the engine runs on core v2
         engine_ = std::make_unique<saga::engine>(
             store_, transport_, saga::engine_options{.workers = workers, .clock = clock_});
         add_definitions(*engine_);
-        observer_ = std::make_shared<counting_observer>();
-        engine_->add_observer(observer_);
         add_participants();
         runner_ = std::thread([this] {
             if (auto r = engine_->run(); !r)
@@ -426,6 +417,7 @@ public:
         engine_.reset();
         participants_.clear();
         transport_.reset();
+        memory_.reset();
 #if defined(SAGA_BENCH_SQLITE)
         sqlite_.reset();
 #endif
@@ -438,8 +430,16 @@ public:
     saga::engine& engine() {
         return *engine_;
     }
-    counting_observer& observer() {
-        return *observer_;
+    saga::journal_store& store() {
+        return *store_;
+    }
+    /// Journal records committed since the environment was made, as the store counts them: one
+    /// per committed transition (`memory_journal_store::commits`, `journal_store_stats::commits`).
+    [[nodiscard]] std::uint64_t committed() const {
+#if defined(SAGA_BENCH_SQLITE)
+        if (sqlite_) return sqlite_->stats().commits;
+#endif
+        return memory_ ? memory_->commits() : 0;
     }
     /// The SQLite store's own counters (none for the memory store).
     [[nodiscard]] std::optional<store_counts> store_stats() const {
@@ -465,6 +465,7 @@ public:
                 st.largest_batch);
         }
 #endif
+        if (memory_) out += fmt::format("; memory store: {} commits", memory_->commits());
         return out;
     }
 
@@ -508,13 +509,13 @@ private:
 
     temp_db db_;  // first: removed after everything else is gone
     std::shared_ptr<saga::system_clock> clock_;
-    std::shared_ptr<saga::state_store> store_;
+    std::shared_ptr<saga::journal_store> store_;
+    std::shared_ptr<saga::inmemory::memory_journal_store> memory_;
 #if defined(SAGA_BENCH_SQLITE)
-    std::shared_ptr<saga::sqlite::sqlite_store> sqlite_;
+    std::shared_ptr<saga::sqlite::sqlite_journal_store> sqlite_;
 #endif
     std::shared_ptr<saga::inmemory::memory_transport> transport_;
     std::unique_ptr<saga::engine> engine_;
-    std::shared_ptr<counting_observer> observer_;
     std::vector<std::unique_ptr<saga::participant>> participants_;
     std::thread runner_;
 };
@@ -538,8 +539,9 @@ struct run_result {
     std::size_t sagas = 0;
     double seconds = 0;
     std::vector<double> latencies_ms;  // per saga, from just before start() to the wait returning
-    std::uint64_t transitions = 0;
-    std::uint64_t history_entries = 0;
+    std::uint64_t transitions = 0;     // journal records committed (the store's count)
+    std::size_t history_entries =
+        0;                   // of one saga of the run (every saga of a variant has the same)
     double cpu_seconds = 0;  // user + system time of the whole process while the run lasted
     double sys_seconds = 0;  // of which system time
     std::optional<store_delta> store;  // the SQLite store's counts over the measured part
@@ -582,6 +584,15 @@ double ms_since(steady::time_point t0) {
     return std::chrono::duration<double, std::milli>(steady::now() - t0).count();
 }
 
+/// The history entries of saga `id` (`engine.history`, made from its journal): read after the
+/// measured part, once per run.
+std::size_t history_size(saga::engine& eng, const std::string& id) {
+    if (id.empty()) return 0;
+    auto h = eng.history(id);
+    if (!h) throw bench_error(fmt::format("history of {} failed: {}", id, h.error().what()));
+    return h.value().size();
+}
+
 void check_outcome(const saga::result<saga::instance_view>& r, variant_kind v) {
     if (!r) throw bench_error(fmt::format("waiting for a saga failed: {}", r.error().what()));
     if (r.value().status != expected_status(v))
@@ -598,9 +609,9 @@ run_result run_sequential(environment& env, variant_kind v, std::size_t n,
     run_result out;
     out.sagas = n;
     out.latencies_ms.reserve(n);
-    const auto t_before = env.observer().transitions.load();
-    const auto h_before = env.observer().history_entries.load();
+    const auto t_before = env.committed();
     const auto store_before = env.store_stats();
+    std::string last_id;
     const auto cpu0 = process_cpu_seconds();
     const auto sys0 = process_sys_seconds();
     const auto t0 = steady::now();
@@ -612,13 +623,14 @@ run_result run_sequential(environment& env, variant_kind v, std::size_t n,
         auto r = eng.wait(id.value());
         out.latencies_ms.push_back(ms_since(s0));
         check_outcome(r, v);
+        last_id = std::move(id).value();
     }
     out.seconds = std::chrono::duration<double>(steady::now() - t0).count();
     out.cpu_seconds = process_cpu_seconds() - cpu0;
     out.sys_seconds = process_sys_seconds() - sys0;
-    out.transitions = env.observer().transitions.load() - t_before;
-    out.history_entries = env.observer().history_entries.load() - h_before;
+    out.transitions = env.committed() - t_before;
     out.store = delta_of(store_before, env.store_stats());
+    out.history_entries = history_size(eng, last_id);
     return out;
 }
 
@@ -682,14 +694,18 @@ run_result run_concurrent(environment& env, variant_kind v, std::size_t n, std::
         std::vector<double> latencies_ms;
         std::mutex mutex;
         std::optional<std::string> failure;  // the first failure
+        std::string settled_id;              // one saga that settled (for its history)
         void fail(std::string why) {
             std::lock_guard lock(mutex);
             if (!failure) failure = std::move(why);
         }
+        void settled(const std::string& id) {
+            std::lock_guard lock(mutex);
+            if (settled_id.empty()) settled_id = id;
+        }
     };
     auto st = std::make_shared<shared_state>(n, inflight);
-    const auto t_before = env.observer().transitions.load();
-    const auto h_before = env.observer().history_entries.load();
+    const auto t_before = env.committed();
     const auto store_before = env.store_stats();
     const auto cpu0 = process_cpu_seconds();
     const auto sys0 = process_sys_seconds();
@@ -715,6 +731,7 @@ run_result run_concurrent(environment& env, variant_kind v, std::size_t n, std::
                 st->latencies_ms[i] = ms_since(st->started_at[i]);
                 try {
                     check_outcome(r, v);
+                    st->settled(r.value().id);
                 } catch (const std::exception& e) {
                     st->fail(e.what());
                 }
@@ -736,17 +753,23 @@ run_result run_concurrent(environment& env, variant_kind v, std::size_t n, std::
     const auto cpu_seconds = process_cpu_seconds() - cpu0;
     const auto sys_seconds = process_sys_seconds() - sys0;
     const auto store_after = env.store_stats();
+    const auto t_after = env.committed();
     for (auto& c : clients) c.join();
-    if (st->failure) throw bench_error(*st->failure);
     run_result out;
+    std::string sample;
+    {
+        std::lock_guard lock(st->mutex);
+        if (st->failure) throw bench_error(*st->failure);
+        out.latencies_ms = std::move(st->latencies_ms);
+        sample = st->settled_id;
+    }
     out.sagas = n;
     out.seconds = seconds;
     out.cpu_seconds = cpu_seconds;
     out.sys_seconds = sys_seconds;
-    out.latencies_ms = std::move(st->latencies_ms);
-    out.transitions = env.observer().transitions.load() - t_before;
-    out.history_entries = env.observer().history_entries.load() - h_before;
+    out.transitions = t_after - t_before;
     out.store = delta_of(store_before, store_after);
+    out.history_entries = history_size(eng, sample);
     return out;
 }
 
@@ -910,14 +933,17 @@ struct waiting_result {
 };
 
 /// Starts `n` sagas of await_approval from `starters` client threads, and waits until each one
-/// is waiting for its signal (its transition to `waiting` committed). Stops starting once the
-/// RSS passes `rss_limit_kib` (checked every 1,024 starts).
+/// is waiting for its signal (its transition to `waiting` committed: once every start has
+/// returned, until the store has no `running` head left; then each client's last saga is checked
+/// to be `waiting`). Stops starting once the RSS passes `rss_limit_kib` (checked every 1,024
+/// starts).
 waiting_result start_waiting(environment& env, std::size_t n, std::size_t starters,
                              std::size_t first_index, std::uint64_t rss_limit_kib) {
     auto& eng = env.engine();
     waiting_result out;
-    const auto waiting_before = env.observer().waiting.load();
     const auto store_before = env.store_stats();
+    std::vector<std::string> last_ids(starters);  // per client, its last started saga
+    std::atomic<std::size_t> next_client{0};
     std::atomic<std::size_t> next{0};
     std::atomic<std::size_t> started{0};
     std::atomic<bool> stop{false};
@@ -927,6 +953,7 @@ waiting_result start_waiting(environment& env, std::size_t n, std::size_t starte
     out.before = read_rss();
     const auto t0 = steady::now();
     auto client = [&] {
+        std::string& last_id = last_ids[next_client.fetch_add(1)];
         while (!stop.load(std::memory_order_relaxed)) {
             const std::size_t i = next.fetch_add(1);
             if (i >= n) return;
@@ -942,6 +969,7 @@ waiting_result start_waiting(environment& env, std::size_t n, std::size_t starte
                 stop = true;
                 return;
             }
+            last_id = std::move(id).value();
             started.fetch_add(1, std::memory_order_relaxed);
         }
     };
@@ -952,16 +980,30 @@ waiting_result start_waiting(environment& env, std::size_t n, std::size_t starte
     if (failure) throw bench_error(*failure);
     out.started = started.load();
     out.hit_limit = over_limit.load();
-    const auto target = waiting_before + out.started;
+    // every start has returned (its first record is durable); wait for the records that take
+    // the instances on to `waiting`, if any are left to commit
     const auto deadline = steady::now() + run_time_limit;
-    while (env.observer().waiting.load() < target) {
+    for (;;) {
+        auto running = env.store().in_status({saga::saga_status::running}, "", 1);
+        if (!running)
+            throw bench_error(
+                fmt::format("cannot list running instances: {}", running.error().what()));
+        if (running.value().empty()) break;
         if (steady::now() > deadline)
-            throw bench_error(fmt::format("only {} of {} sagas reached their wait within {} s",
-                                          env.observer().waiting.load() - waiting_before,
-                                          out.started, run_time_limit.count()));
+            throw bench_error(
+                fmt::format("saga {} (of {} started) did not reach its wait within {} s",
+                            running.value().front(), out.started, run_time_limit.count()));
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     out.seconds = std::chrono::duration<double>(steady::now() - t0).count();
+    for (const auto& id : last_ids) {
+        if (id.empty()) continue;
+        auto h = env.store().head(id);
+        if (!h || h.value().status != saga::saga_status::waiting)
+            throw bench_error(
+                fmt::format("saga {} is {}, not waiting", id,
+                            h ? std::string(saga::to_string(h.value().status)) : h.error().what()));
+    }
     out.after = read_rss();
     out.store = delta_of(store_before, env.store_stats());
     out.cached = eng.active_instances();
@@ -1106,8 +1148,8 @@ struct reopen_row {
     std::size_t instances = 0;
     double file_mib = 0;
     double create_seconds = 0;
-    double open_seconds = 0;            // sqlite_store::open, default options (quick_check on)
-    double open_unchecked_seconds = 0;  // sqlite_store::open, check_integrity = false
+    double open_seconds = 0;            // sqlite_journal_store::open, default options (quick_check)
+    double open_unchecked_seconds = 0;  // sqlite_journal_store::open, check_integrity = false
     double engine_seconds = 0;          // engine made, definitions added, recovery run to idle
     double engine_open_seconds = 0;     // of which engine.open() (the recovery scan)
     double engine_cpu_seconds = 0;      // process CPU time while the engine got ready
@@ -1145,7 +1187,7 @@ reopen_run reopen_once(const options& o, const std::filesystem::path& path, std:
     const auto rss0 = read_rss();
     {
         const auto t0 = steady::now();
-        auto s = saga::sqlite::sqlite_store::open({.path = path.string()});
+        auto s = saga::sqlite::sqlite_journal_store::open({.path = path.string()});
         if (!s) throw bench_error(fmt::format("cannot reopen the store: {}", s.error().what()));
         const auto t1 = steady::now();
         auto clock = std::make_shared<saga::system_clock>();
@@ -1174,7 +1216,8 @@ reopen_run reopen_once(const options& o, const std::filesystem::path& path, std:
         eng.stop();
     }
     const auto t0 = steady::now();
-    auto s = saga::sqlite::sqlite_store::open({.path = path.string(), .check_integrity = false});
+    auto s =
+        saga::sqlite::sqlite_journal_store::open({.path = path.string(), .check_integrity = false});
     if (!s) throw bench_error(fmt::format("cannot reopen the store: {}", s.error().what()));
     out.open_unchecked_seconds = std::chrono::duration<double>(steady::now() - t0).count();
     return out;
@@ -1281,14 +1324,13 @@ row measure(const options& o, store_kind store, variant_kind v, scenario_kind sc
         fmt::print(stderr,
                    "  {} {} {} run {}/{}: {} sagas in {:.3f} s, median {} ms, p99 {} ms, {} "
                    "sagas/s, {} transitions/s "
-                   "({:.1f} transitions, {:.1f} history entries, {:.0f} us of CPU per saga, "
+                   "({:.1f} transitions, {} history entries, {:.0f} us of CPU per saga, "
                    "{:.0f}% of it system{})\n",
                    store_name(store), v == variant_kind::a ? "A" : "B", scenario_name(sc), run + 1,
                    o.runs, r.sagas, r.seconds, fmt_ms(med), fmt_ms(p99), fmt_rate(rate),
                    fmt_rate(trate),
                    static_cast<double>(r.transitions) / static_cast<double>(r.sagas),
-                   static_cast<double>(r.history_entries) / static_cast<double>(r.sagas),
-                   r.cpu_seconds * 1e6 / static_cast<double>(r.sagas),
+                   r.history_entries, r.cpu_seconds * 1e6 / static_cast<double>(r.sagas),
                    r.cpu_seconds > 0 ? 100.0 * r.sys_seconds / r.cpu_seconds : 0.0, store_line);
         fmt::print(stderr, "    (warm-up included) {}\n", env.diagnostics());
     }

@@ -1,17 +1,24 @@
-// saga_store_floor: what the SQLite store alone can do on this machine, with zero engine cost.
-// The bound the saga benchmark is measured against (see bench/README.md, "The floor").
+// saga_store_floor: what the SQLite journal store alone can do on this machine, with zero
+// engine cost. The bound the saga benchmark is measured against (see bench/README.md, "The
+// floor").
 //
 //   fsync    one-row transactions, WAL + synchronous=FULL (and a raw write+fdatasync loop):
 //            the latency of one durable commit, the floor of every serial transition
-//   rows     the rows one saga writes (record insert + updates, history, outbox insert +
-//            delete, inbox, timer upsert + delete), raw sqlite3 with prepared statements on the
-//            store's own schema, `--per-tx` sagas per transaction: the SQLite floor
-//   store    the same rows as transitions through sqlite_store::async_commit (JSON encoding,
-//            group commit, the writer thread) from `--inflight` lanes, each one saga's
-//            transitions one after another, acks batched: the store adapter's floor
+//   rows     the rows one saga writes on schema v2 (a head insert, a journal record per
+//            transition, a few head updates), raw sqlite3 with the store's own prepared
+//            statements (the newest-version seek included), `--per-tx` sagas per transaction:
+//            the SQLite floor
+//   store    the same sagas as `journal_write`s through sqlite_journal_store::async_commit (the
+//            checks, the journal codec, the writer thread, group commit, a savepoint per write)
+//            from `--inflight` lanes, each one saga's records one after another: the store
+//            adapter's floor
 //
-// The row counts and sizes default to what one saga of variant A writes (measured on a kept
-// database of saga_bench: SAGA_BENCH_KEEP_DB=1, see README); every one is an option.
+// The shape (records, head writes, the sizes of events, output and data) defaults to what one
+// saga of variant A writes on core v2 (measured on a kept database of saga_bench:
+// SAGA_BENCH_KEEP_DB=1, see README); every one is an option. The rows and store modes write the
+// same texts: the events and output are made once per saga as saga::event and
+// saga::outbound_message values and encoded with the journal codec (in the rows mode before the
+// clock starts).
 
 #include <fmt/format.h>
 #include <sqlite3.h>
@@ -25,7 +32,9 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <random>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,24 +43,26 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <saga/sqlite/sqlite_store.hpp>
+#include <saga/journal_codec.hpp>
+#include <saga/journal_store.hpp>
+#include <saga/sqlite/sqlite_journal_store.hpp>
 
 namespace {
 
 using steady = std::chrono::steady_clock;
 
+/// What one saga writes (defaults: variant A on core v2, from a kept saga_bench database).
 struct shape {
-    int transitions = 7;  // 1 insert + 6 updates of the record
-    int history = 29;
-    int outbox = 7;  // inserted, then deleted by the acks
-    int inbox = 7;
-    int timers_set = 7;
-    int timers_cleared = 7;
-    int data_bytes = 530;
-    int state_bytes = 900;
-    int detail_bytes = 20;
-    int message_bytes = 520;
-    int timer_bytes = 60;
+    int transitions = 8;      // journal records: one per committed transition
+    int head_updates = 2;     // head rows updated after the first record's insert
+    int events_bytes = 250;   // encoded events per record (about)
+    int output_records = 4;   // records that release messages
+    int messages = 7;         // messages per saga, spread over the output records
+    int message_bytes = 480;  // encoded output per message (about)
+    int data_records = 8;     // records that carry the user's data
+    int data_bytes = 320;
+    int snapshots = 0;  // records that carry a snapshot
+    int snapshot_bytes = 900;
 };
 
 struct options {
@@ -80,7 +91,7 @@ std::filesystem::path fresh_path(std::string_view tag) {
 
 void remove_db(const std::filesystem::path& p) {
     std::error_code ec;
-    for (const char* suffix : {"", "-wal", "-shm", "-journal"})
+    for (const char* suffix : {"", "-wal", "-shm", "-journal", ".lock"})
         std::filesystem::remove(p.string() + suffix, ec);
 }
 
@@ -91,15 +102,20 @@ void check(int rc, sqlite3* db, const char* what) {
     }
 }
 
-/// A store file with the saga schema (made by sqlite_store::open), opened raw: WAL, FULL.
-sqlite3* open_raw(const std::filesystem::path& p) {
-    {
-        auto s = saga::sqlite::sqlite_store::open(saga::sqlite::store_options{.path = p.string()});
-        if (!s) {
-            std::fprintf(stderr, "open: %s\n", s.error().what().c_str());
-            std::exit(1);
-        }
+std::shared_ptr<saga::sqlite::sqlite_journal_store> open_store(const std::filesystem::path& p) {
+    auto s = saga::sqlite::sqlite_journal_store::open(
+        saga::sqlite::journal_store_options{.path = p.string()});
+    if (!s) {
+        std::fprintf(stderr, "open: %s\n", s.error().what().c_str());
+        std::exit(1);
     }
+    return std::move(s).value();
+}
+
+/// A store file with the journal schema (made by sqlite_journal_store::open, then closed),
+/// opened raw: WAL, FULL.
+sqlite3* open_raw(const std::filesystem::path& p) {
+    (void)open_store(p);
     sqlite3* db = nullptr;
     check(sqlite3_open_v2(p.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr), db,
           "open");
@@ -115,17 +131,41 @@ struct stmt {
         check(sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr), db, sql);
     }
     ~stmt() { sqlite3_finalize(s); }
+    stmt(const stmt&) = delete;
+    stmt& operator=(const stmt&) = delete;
     stmt& text(int i, const std::string& v) {
         sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
         return *this;
+    }
+    stmt& text(int i, const std::optional<std::string>& v) {
+        if (!v) {
+            sqlite3_bind_null(s, i);
+            return *this;
+        }
+        return text(i, *v);
     }
     stmt& integer(int i, std::int64_t v) {
         sqlite3_bind_int64(s, i, v);
         return *this;
     }
-    void run() {
-        check(sqlite3_step(s), db, sqlite3_sql(s));
+    stmt& null(int i) {
+        sqlite3_bind_null(s, i);
+        return *this;
+    }
+    /// Runs the statement to its end; the number of rows it returned.
+    int run() {
+        int rows = 0;
+        for (;;) {
+            const int rc = sqlite3_step(s);
+            if (rc == SQLITE_ROW) {
+                ++rows;
+                continue;
+            }
+            check(rc, db, sqlite3_sql(s));
+            break;
+        }
         sqlite3_reset(s);
+        return rows;
     }
 };
 
@@ -133,6 +173,112 @@ double median(std::vector<double> v) {
     if (v.empty()) return 0;
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
+}
+
+// ---- one saga's writes ---------------------------------------------------------------------
+
+const saga::time_point t_start{std::chrono::seconds{1767225600}};
+
+/// How many of `total` things fall on step `step` of `steps` (spread evenly, summing to total).
+int share(int total, int step, int steps) {
+    return total * (step + 1) / steps - total * step / steps;
+}
+
+/// True when record `version` (1-based) of `records` is one of `count` spread over them.
+bool picked(int count, int version, int records) {
+    return share(count, version - 1, records) > 0;
+}
+
+/// The head of `id` as record `version` leaves it.
+saga::instance_head head_of(const std::string& id, int version, bool last) {
+    saga::instance_head h;
+    h.id = id;
+    h.definition = "publish_campaign";
+    h.definition_version = 1;
+    h.status = last ? saga::saga_status::completed : saga::saga_status::running;
+    h.version = static_cast<std::uint64_t>(version);
+    h.created_at = t_start;
+    h.updated_at = t_start + std::chrono::microseconds{version};
+    if (!last) h.wake_at = t_start + std::chrono::seconds{30};
+    return h;
+}
+
+/// Events of about `bytes` encoded: step completions and attempt starts, as the campaign saga
+/// writes them.
+std::vector<saga::event> events_of(int version, int bytes) {
+    std::vector<saga::event> out;
+    for (int k = 0;; ++k) {
+        saga::event e;
+        e.unit = fmt::format("submit_{}", k);
+        e.attempt = 1;
+        if (k % 2 == 0) {
+            e.type = saga::event_type::step_completed;
+        } else {
+            e.type = saga::event_type::attempt_started;
+            e.due = t_start + std::chrono::seconds{30 + version};
+            e.name = "google";
+        }
+        out.push_back(std::move(e));
+        if (static_cast<int>(saga::encode_events(out).size()) >= bytes) return out;
+    }
+}
+
+/// A command to `destination` of about `bytes` encoded (as one element of the output).
+saga::outbound_message message_of(const std::string& id, int version, int k, int bytes) {
+    saga::outbound_message m;
+    m.destination = "budget";
+    auto& e = m.message;
+    e.message_id = fmt::format("{}/step_{}_{}/f0/1", id, version, k);
+    e.type = "reserve";
+    e.saga_id = id;
+    e.step = fmt::format("step_{}_{}", version, k);
+    e.attempt = 1;
+    e.idempotency_key = id + "/" + e.step;
+    e.reply_to = "saga.engine";
+    e.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    e.payload = {{"amount", 1007}, {"campaign", "cmp-7"}};
+    const auto size = static_cast<int>(
+        saga::encode_output(std::span<const saga::outbound_message>(&m, 1)).size());
+    if (size < bytes)
+        e.payload["note"] =
+            std::string(static_cast<std::size_t>(std::max(0, bytes - size - 10)), 'c');
+    return m;
+}
+
+/// The writes of saga `n`: record 1 with the head, then the others, `head_updates` of them
+/// with the head again (the last one always, ending it `completed`).
+std::vector<saga::journal_write> saga_writes(const shape& s, int n) {
+    const std::string id = fmt::format("{:016x}{:016x}", n * 2654435761u, n);
+    const std::string data =
+        R"({"d":")" + std::string(static_cast<std::size_t>(std::max(0, s.data_bytes - 8)), 'd') +
+        R"("})";
+    std::vector<saga::journal_write> out;
+    int output_seen = 0;
+    for (int v = 1; v <= s.transitions; ++v) {
+        saga::journal_write w;
+        auto& r = w.record;
+        r.saga_id = id;
+        r.version = static_cast<std::uint64_t>(v);
+        r.at = t_start + std::chrono::microseconds{v};
+        r.released_through = static_cast<std::uint64_t>(v > 1 ? v - 2 : 0);
+        r.events = events_of(v, s.events_bytes);
+        if (s.output_records > 0 && picked(s.output_records, v, s.transitions)) {
+            const int k = share(s.messages, output_seen++, s.output_records);
+            for (int i = 0; i < k; ++i) r.output.push_back(message_of(id, v, i, s.message_bytes));
+        }
+        if (picked(s.data_records, v, s.transitions)) r.data = data;
+        if (picked(s.snapshots, v, s.transitions))
+            r.snapshot = std::string(static_cast<std::size_t>(s.snapshot_bytes), 's');
+        const bool last = v == s.transitions;
+        // head updates: the last record's, and the others spread over records 2 .. last - 1
+        bool update = false;
+        if (v > 1 && s.head_updates > 0)
+            update =
+                last || (s.transitions > 2 && picked(s.head_updates - 1, v - 1, s.transitions - 2));
+        if (v == 1 || update) w.head = head_of(id, v, last);
+        out.push_back(std::move(w));
+    }
+    return out;
 }
 
 // ---- fsync ---------------------------------------------------------------------------------
@@ -143,19 +289,22 @@ void run_fsync(const options& o) {
     check(sqlite3_exec(db, "CREATE TABLE one (k INTEGER PRIMARY KEY, v TEXT)", nullptr, nullptr,
                        nullptr),
           db, "create");
-    stmt begin(db, "BEGIN IMMEDIATE"), commit(db, "COMMIT"),
-        insert(db, "INSERT INTO one (v) VALUES (?1)");
-    const std::string v(100, 'x');
     std::vector<double> lat;
-    const auto t0 = steady::now();
-    for (int i = 0; i < o.fsyncs; ++i) {
-        const auto a = steady::now();
-        begin.run();
-        insert.text(1, v).run();
-        commit.run();
-        lat.push_back(std::chrono::duration<double, std::micro>(steady::now() - a).count());
+    double wall = 0;
+    {
+        stmt begin(db, "BEGIN IMMEDIATE"), commit(db, "COMMIT"),
+            insert(db, "INSERT INTO one (v) VALUES (?1)");
+        const std::string v(100, 'x');
+        const auto t0 = steady::now();
+        for (int i = 0; i < o.fsyncs; ++i) {
+            const auto a = steady::now();
+            begin.run();
+            insert.text(1, v).run();
+            commit.run();
+            lat.push_back(std::chrono::duration<double, std::micro>(steady::now() - a).count());
+        }
+        wall = std::chrono::duration<double>(steady::now() - t0).count();
     }
-    const double wall = std::chrono::duration<double>(steady::now() - t0).count();
     sqlite3_close(db);
     remove_db(p);
     auto p99 = lat;
@@ -189,232 +338,206 @@ void run_fsync(const options& o) {
 
 // ---- rows: raw SQLite ----------------------------------------------------------------------
 
+/// A journal_write as the store binds it.
+struct encoded_write {
+    std::string saga_id;
+    std::int64_t version = 0;
+    std::int64_t at = 0;
+    std::string events;
+    std::optional<std::string> output;
+    std::int64_t released_through = 0;
+    std::optional<std::string> data;
+    std::optional<std::string> snapshot;
+    bool has_head = false;
+    std::string status;
+    std::optional<std::int64_t> wake_at;
+    std::int64_t created_at = 0;
+    std::int64_t updated_at = 0;
+};
+
+std::vector<encoded_write> encode_saga(const shape& s, int n) {
+    std::vector<encoded_write> out;
+    for (auto& w : saga_writes(s, n)) {
+        encoded_write e;
+        const auto& r = w.record;
+        e.saga_id = r.saga_id;
+        e.version = static_cast<std::int64_t>(r.version);
+        e.at = saga::to_unix_micros(r.at);
+        e.events = saga::encode_events(r.events);
+        if (!r.output.empty()) e.output = saga::encode_output(r.output);
+        e.released_through = static_cast<std::int64_t>(r.released_through);
+        e.data = r.data;
+        e.snapshot = r.snapshot;
+        if (w.head) {
+            e.has_head = true;
+            e.status = std::string(saga::to_string(w.head->status));
+            if (w.head->wake_at) e.wake_at = saga::to_unix_micros(*w.head->wake_at);
+            e.created_at = saga::to_unix_micros(w.head->created_at);
+            e.updated_at = saga::to_unix_micros(w.head->updated_at);
+        }
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+struct text_sizes {
+    double events = 0, output = 0, data = 0, snapshot = 0;  // bytes per saga
+    int head_writes = 0;
+};
+
+text_sizes sizes_of(const std::vector<encoded_write>& saga) {
+    text_sizes t;
+    for (const auto& w : saga) {
+        t.events += static_cast<double>(w.events.size());
+        t.output += w.output ? static_cast<double>(w.output->size()) : 0;
+        t.data += w.data ? static_cast<double>(w.data->size()) : 0;
+        t.snapshot += w.snapshot ? static_cast<double>(w.snapshot->size()) : 0;
+        t.head_writes += w.has_head ? 1 : 0;
+    }
+    return t;
+}
+
 void run_rows(const options& o) {
     const shape& s = o.s;
     const auto p = fresh_path("rows");
     sqlite3* db = open_raw(p);
-    stmt begin(db, "BEGIN IMMEDIATE"), commit(db, "COMMIT");
-    stmt insert_instance(db,
-                         "INSERT INTO instances (id, definition, definition_version, version, "
-                         "status, correlation_key, exclusive, data, state, created_at, "
-                         "updated_at) VALUES (?1, 'publish_campaign', 1, 1, 'running', ?2, 0, "
-                         "?3, ?4, ?5, ?5) ON CONFLICT (id) DO NOTHING");
-    stmt update_instance(db,
-                         "UPDATE instances SET definition = 'publish_campaign', "
-                         "definition_version = 1, version = ?2, status = 'running', "
-                         "correlation_key = ?3, exclusive = 0, data = ?4, state = ?5, "
-                         "created_at = ?6, updated_at = ?6 WHERE id = ?1 AND version = ?7");
-    stmt insert_history(db,
-                        "INSERT INTO history (saga_id, version, at, event, step, attempt, "
-                        "detail) VALUES (?1, ?2, ?3, 'step_completed', 'reserve_budget', 1, ?4)");
-    stmt insert_outbox(db,
-                       "INSERT INTO outbox (message_id, saga_id, destination, topic, message) "
-                       "VALUES (?1, ?2, 'budget', 0, ?3) ON CONFLICT (message_id) DO NOTHING");
-    stmt delete_outbox(db, "DELETE FROM outbox WHERE message_id = ?1");
-    stmt insert_inbox(db,
-                      "INSERT INTO inbox (saga_id, message_id) VALUES (?1, ?2) ON CONFLICT DO "
-                      "NOTHING");
-    stmt upsert_timer(db,
-                      "INSERT INTO timers (saga_id, id, due, payload) VALUES (?1, ?2, ?3, ?4) ON "
-                      "CONFLICT (saga_id, id) DO UPDATE SET due = excluded.due, payload = "
-                      "excluded.payload");
-    stmt delete_timer(db, "DELETE FROM timers WHERE saga_id = ?1 AND id = ?2");
-
-    const std::string data(s.data_bytes, 'd'), state(s.state_bytes, 's'),
-        detail(s.detail_bytes, 'h'), message(s.message_bytes, 'm'), payload(s.timer_bytes, 'p');
-    const std::int64_t now = 1767225600000;
-    std::vector<std::string> ids;
-    auto one_saga = [&](int n) {
-        const std::string id = fmt::format("{:016x}{:016x}", n * 2654435761u, n);
-        const std::string key = fmt::format("campaign-{}", n);
-        insert_instance.text(1, id).text(2, key).text(3, data).text(4, state).integer(5, now).run();
-        for (int v = 2; v <= s.transitions; ++v)
-            update_instance.text(1, id)
-                .integer(2, v)
-                .text(3, key)
-                .text(4, data)
-                .text(5, state)
-                .integer(6, now + v)
-                .integer(7, v - 1)
+    int txs = 0;
+    double wall = 0, cpu = 0;
+    text_sizes sizes;
+    {
+        // the statements of adapters/sqlite/src/journal_rows.cpp and sqlite_journal_store.cpp
+        stmt begin(db, "BEGIN IMMEDIATE"), commit(db, "COMMIT");
+        stmt newest(db,
+                    "SELECT version FROM journal WHERE saga_id = ?1 ORDER BY version DESC LIMIT 1");
+        stmt insert_head(db,
+                         "INSERT INTO heads (id, definition, definition_version, status, "
+                         "correlation_key, exclusive, wake_at, version, created_at, updated_at) "
+                         "VALUES (?1, 'publish_campaign', 1, ?2, '', 0, ?3, ?4, ?5, ?6) ON "
+                         "CONFLICT DO NOTHING");
+        stmt update_head(db,
+                         "UPDATE OR IGNORE heads SET status = ?2, exclusive = 0, wake_at = ?3, "
+                         "version = ?4, updated_at = ?6 WHERE id = ?1 AND definition = "
+                         "'publish_campaign' AND definition_version = 1 AND correlation_key = '' "
+                         "AND created_at = ?5");
+        stmt insert_record(db,
+                           "INSERT INTO journal (saga_id, version, at, events, output, "
+                           "released_through, data, snapshot) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                           "?7, ?8)");
+        auto write = [&](const encoded_write& w) {
+            if (w.version > 1 && newest.text(1, w.saga_id).run() != 1) {
+                std::fprintf(stderr, "rows: no newest record for %s\n", w.saga_id.c_str());
+                std::exit(1);
+            }
+            if (w.has_head) {
+                auto& h = w.version == 1 ? insert_head : update_head;
+                h.text(1, w.saga_id).text(2, w.status);
+                if (w.wake_at) {
+                    h.integer(3, *w.wake_at);
+                } else {
+                    h.null(3);
+                }
+                h.integer(4, w.version).integer(5, w.created_at).integer(6, w.updated_at).run();
+            }
+            insert_record.text(1, w.saga_id)
+                .integer(2, w.version)
+                .integer(3, w.at)
+                .text(4, w.events)
+                .text(5, w.output)
+                .integer(6, w.released_through)
+                .text(7, w.data)
+                .text(8, w.snapshot)
                 .run();
-        for (int h = 0; h < s.history; ++h)
-            insert_history.text(1, id)
-                .integer(2, 1 + h * s.transitions / s.history)
-                .integer(3, now + h)
-                .text(4, detail)
-                .run();
-        for (int m = 0; m < s.outbox; ++m) {
-            ids.push_back(fmt::format("{}-m{}", id, m));
-            insert_outbox.text(1, ids.back()).text(2, id).text(3, message).run();
-        }
-        for (int m = 0; m < s.inbox; ++m) {
-            const std::string mid = fmt::format("{}-r{}", id, m);
-            insert_inbox.text(1, id).text(2, mid).run();
-        }
-        for (int t = 0; t < s.timers_set; ++t) {
-            const std::string tid = fmt::format("step-{}/timeout", t);
-            upsert_timer.text(1, id).text(2, tid).integer(3, now + 30000).text(4, payload).run();
-        }
-        for (int t = 0; t < s.timers_cleared; ++t) {
-            const std::string tid = fmt::format("step-{}/timeout", t);
-            delete_timer.text(1, id).text(2, tid).run();
-        }
-    };
-    auto acks = [&] {
-        for (const auto& m : ids) delete_outbox.text(1, m).run();
-        ids.clear();
-    };
-    // warm-up
-    begin.run();
-    for (int i = 0; i < 200; ++i) one_saga(-1 - i);
-    acks();
-    commit.run();
-
-    const double c0 = cpu_seconds();
-    const auto t0 = steady::now();
-    int done = 0, txs = 0;
-    while (done < o.sagas) {
+        };
+        // warm-up, then every measured saga's texts made before the clock starts
         begin.run();
-        const int n = std::min(o.per_tx, o.sagas - done);
-        for (int i = 0; i < n; ++i) one_saga(done + i);
-        acks();  // the previous batch's acks ride in this transaction (as the store's do)
+        for (int i = 0; i < 200; ++i)
+            for (const auto& w : encode_saga(s, -1 - i)) write(w);
         commit.run();
-        done += n;
-        ++txs;
+        std::vector<std::vector<encoded_write>> sagas;
+        sagas.reserve(static_cast<std::size_t>(o.sagas));
+        for (int i = 0; i < o.sagas; ++i) sagas.push_back(encode_saga(s, i));
+        sizes = sizes_of(sagas.front());
+
+        const double c0 = cpu_seconds();
+        const auto t0 = steady::now();
+        int done = 0;
+        while (done < o.sagas) {
+            begin.run();
+            const int n = std::min(o.per_tx, o.sagas - done);
+            for (int i = 0; i < n; ++i)
+                for (const auto& w : sagas[static_cast<std::size_t>(done + i)]) write(w);
+            commit.run();
+            done += n;
+            ++txs;
+        }
+        wall = std::chrono::duration<double>(steady::now() - t0).count();
+        cpu = cpu_seconds() - c0;
     }
-    const double wall = std::chrono::duration<double>(steady::now() - t0).count();
-    const double cpu = cpu_seconds() - c0;
     sqlite3_close(db);
     remove_db(p);
-    const int rows_per_saga =
-        s.transitions + s.history + 2 * s.outbox + s.inbox + s.timers_set + s.timers_cleared;
+    const int rows_per_saga = s.transitions + sizes.head_writes;
     fmt::print(
-        "rows     raw sqlite, {} sagas, {} per transaction ({} tx, {} row writes per saga): "
-        "{:.0f} sagas/s, {:.0f} us CPU per saga, {:.0f} us wall per transaction\n",
-        o.sagas, o.per_tx, txs, rows_per_saga, o.sagas / wall, cpu / o.sagas * 1e6,
+        "rows     raw sqlite (schema v2), {} sagas, {} per transaction ({} tx, {} row writes per "
+        "saga: {} records, {} head writes; {:.0f} B events, {:.0f} B output, {:.0f} B data, "
+        "{:.0f} B snapshot per saga): {:.0f} sagas/s, {:.0f} us CPU per saga, {:.0f} us wall per "
+        "transaction\n",
+        o.sagas, o.per_tx, txs, rows_per_saga, s.transitions, sizes.head_writes, sizes.events,
+        sizes.output, sizes.data, sizes.snapshot, o.sagas / wall, cpu / o.sagas * 1e6,
         wall / txs * 1e6);
 }
 
-// ---- store: through sqlite_store ----------------------------------------------------------
+// ---- store: through sqlite_journal_store ----------------------------------------------------
 
 void run_store(const options& o) {
     const shape& s = o.s;
     const auto p = fresh_path("store");
-    auto opened = saga::sqlite::sqlite_store::open(saga::sqlite::store_options{.path = p.string()});
-    if (!opened) {
-        std::fprintf(stderr, "open: %s\n", opened.error().what().c_str());
-        std::exit(1);
-    }
-    auto store = opened.value();
-    using nlohmann::json;
-    // JSON values of about the measured sizes (their dump is part of the store's cost)
-    json data = json::object();
-    for (int i = 0; i * 30 < s.data_bytes; ++i) data[fmt::format("field{}", i)] = "value-value-val";
-    json state = json::object();
-    json units = json::object();
-    for (int i = 0; i * 60 < s.state_bytes; ++i)
-        units[fmt::format("step{}", i)] = json{{"s", "completed"}, {"a", 1}, {"t0", 1767225600000}};
-    state["units"] = std::move(units);
-    json detail = json{{"note", std::string(std::max(0, s.detail_bytes - 12), 'h')}};
+    auto store = open_store(p);
 
-    struct lane {
-        int saga = -1;
-        int step = 0;
-    };
     std::mutex m;
     std::condition_variable cv;
     std::deque<int> ready;  // lanes whose last commit is done
-    std::vector<std::string> acks;
-    std::vector<lane> lanes(o.inflight);
-    const auto t_start = saga::time_point{std::chrono::seconds{1767225600}};
-    int next_saga = 0, finished = 0, warm = std::min(200, o.sagas);
+    struct lane {
+        std::vector<saga::journal_write> writes;  // the saga's writes not yet committed
+        std::size_t next = 0;
+    };
+    std::vector<lane> lanes(static_cast<std::size_t>(o.inflight));
+    int next_saga = 0, finished = 0;
+    const int warm = std::min(200, o.sagas);
     const int total = o.sagas + warm;
     double c0 = 0;
     steady::time_point t0{};
 
-    auto make = [&](int n, int step) {
-        saga::transition t;
-        const std::string id = fmt::format("{:016x}{:016x}", n * 2654435761u, n);
-        t.record.id = id;
-        t.record.definition = "publish_campaign";
-        t.record.definition_version = 1;
-        t.record.version = static_cast<std::uint64_t>(step + 1);
-        t.expected_version = static_cast<std::uint64_t>(step);
-        t.record.correlation_key = fmt::format("campaign-{}", n);
-        t.record.data = data;
-        t.record.state = state;
-        t.record.created_at = t.record.updated_at = t_start;
-        // spread the saga's rows over its transitions
-        auto share = [&](int total_rows) {
-            return total_rows * (step + 1) / s.transitions - total_rows * step / s.transitions;
-        };
-        for (int h = 0, k = share(s.history); h < k; ++h)
-            t.history.push_back(
-                {id, t.record.version, t_start, "step_completed", "reserve_budget", 1, detail});
-        for (int k = share(s.outbox), i = 0; i < k; ++i) {
-            saga::outbox_record r;
-            r.saga_id = id;
-            r.destination = "budget";
-            r.message.message_id = fmt::format("{}-s{}-{}", id, step, i);
-            r.message.saga_id = id;
-            r.message.step = "reserve_budget";
-            r.message.type = "reserve";
-            r.message.payload =
-                json{{"campaign", std::string(std::max(0, s.message_bytes - 330), 'c')}};
-            t.outbox.push_back(std::move(r));
-        }
-        for (int k = share(s.inbox), i = 0; i < k; ++i)
-            t.inbox.push_back(fmt::format("{}-r{}-{}", id, step, i));
-        for (int k = share(s.timers_set), i = 0; i < k; ++i)
-            t.timers_set.push_back({id, fmt::format("t{}/{}", step, i),
-                                    t_start + std::chrono::seconds{30},
-                                    json{{"k", "timeout"}, {"attempt", 1}}});
-        if (step > 0)
-            for (int k = share(s.timers_cleared), i = 0; i < k; ++i)
-                t.timers_cleared.push_back(fmt::format("t{}/{}", step - 1, i));
-        return t;
-    };
     auto submit = [&](int li) {
-        lane& l = lanes[li];
-        auto t = make(l.saga, l.step);
-        std::vector<std::string> ids;
-        for (const auto& r : t.outbox) ids.push_back(r.message.message_id);
-        store->async_commit(std::move(t), [&, li, ids = std::move(ids)](saga::result<void> r) {
+        lane& l = lanes[static_cast<std::size_t>(li)];
+        store->async_commit(std::move(l.writes[l.next++]), [&, li](saga::result<void> r) {
             if (!r) {
                 std::fprintf(stderr, "commit: %s\n", r.error().what().c_str());
                 std::exit(1);
             }
             std::lock_guard lock(m);
-            acks.insert(acks.end(), ids.begin(), ids.end());
             ready.push_back(li);
             cv.notify_one();
         });
     };
-    for (int i = 0; i < o.inflight && next_saga < total; ++i) {
-        lanes[i].saga = next_saga++;
-        submit(i);
-    }
+    auto begin_saga = [&](int li) {
+        lane& l = lanes[static_cast<std::size_t>(li)];
+        l.writes = saga_writes(s, next_saga++);
+        l.next = 0;
+        submit(li);
+    };
+    for (int i = 0; i < o.inflight && next_saga < total; ++i) begin_saga(i);
     int active = std::min(o.inflight, total);
     while (active > 0) {
         std::vector<int> now_ready;
-        std::vector<std::string> now_acks;
         {
             std::unique_lock lock(m);
             cv.wait(lock, [&] { return !ready.empty(); });
             now_ready.assign(ready.begin(), ready.end());
             ready.clear();
-            now_acks.swap(acks);
-        }
-        // the engine's batched acks: one store call for what was released meanwhile
-        if (!now_acks.empty()) {
-            if (auto a = store->ack_outbox(now_acks); !a) {
-                std::fprintf(stderr, "ack: %s\n", a.error().what().c_str());
-                std::exit(1);
-            }
         }
         for (int li : now_ready) {
-            lane& l = lanes[li];
-            if (++l.step < s.transitions) {
+            lane& l = lanes[static_cast<std::size_t>(li)];
+            if (l.next < l.writes.size()) {
                 submit(li);
                 continue;
             }
@@ -423,9 +546,7 @@ void run_store(const options& o) {
                 t0 = steady::now();
             }
             if (next_saga < total) {
-                l.saga = next_saga++;
-                l.step = 0;
-                submit(li);
+                begin_saga(li);
             } else {
                 --active;
             }
@@ -433,20 +554,30 @@ void run_store(const options& o) {
     }
     const double wall = std::chrono::duration<double>(steady::now() - t0).count();
     const double cpu = cpu_seconds() - c0;
-    const auto stats = store->stats();
+    const auto st = store->stats();
     store.reset();
     remove_db(p);
+    // the store's counts over the whole run (warm-up included: the measured window starts and
+    // ends with sagas half done), per saga
+    const auto per_saga = [&](std::uint64_t x) { return static_cast<double>(x) / total; };
     fmt::print(
-        "store    sqlite_store::async_commit, {} sagas, {} in flight ({} transitions each): "
-        "{:.0f} sagas/s, {:.0f} us CPU per saga, {:.1f} transitions per transaction\n",
+        "store    sqlite_journal_store::async_commit, {} sagas, {} in flight ({} records each): "
+        "{:.0f} sagas/s, {:.0f} us CPU per saga, {:.1f} records per transaction; per saga {:.2f} "
+        "row writes, {:.2f} transactions, {:.2f} syncs (warm-up included)\n",
         o.sagas, o.inflight, s.transitions, o.sagas / wall, cpu / o.sagas * 1e6,
-        stats.batches ? static_cast<double>(stats.commits) / static_cast<double>(stats.batches)
-                      : 0.0);
+        st.batches ? static_cast<double>(st.commits) / static_cast<double>(st.batches) : 0.0,
+        per_saga(st.row_writes), per_saga(st.transactions), per_saga(st.syncs));
 }
 
 int to_int(const char* v) {
     return std::atoi(v);
 }
+
+constexpr const char* usage =
+    "usage: saga_store_floor [--mode fsync|rows|store|all] [--sagas N] [--per-tx N] "
+    "[--inflight N] [--fsyncs N] [--transitions N] [--head-updates N] [--events-bytes N] "
+    "[--output-records N] [--messages N] [--message-bytes N] [--data-records N] "
+    "[--data-bytes N] [--snapshots N] [--snapshot-bytes N]\n";
 
 }  // namespace
 
@@ -473,31 +604,45 @@ int main(int argc, char** argv) {
             o.fsyncs = to_int(v());
         else if (a == "--transitions")
             o.s.transitions = to_int(v());
-        else if (a == "--history")
-            o.s.history = to_int(v());
-        else if (a == "--outbox")
-            o.s.outbox = to_int(v());
-        else if (a == "--inbox")
-            o.s.inbox = to_int(v());
-        else if (a == "--timers")
-            o.s.timers_set = o.s.timers_cleared = to_int(v());
-        else if (a == "--data-bytes")
-            o.s.data_bytes = to_int(v());
-        else if (a == "--state-bytes")
-            o.s.state_bytes = to_int(v());
+        else if (a == "--head-updates")
+            o.s.head_updates = to_int(v());
+        else if (a == "--events-bytes")
+            o.s.events_bytes = to_int(v());
+        else if (a == "--output-records")
+            o.s.output_records = to_int(v());
+        else if (a == "--messages")
+            o.s.messages = to_int(v());
         else if (a == "--message-bytes")
             o.s.message_bytes = to_int(v());
+        else if (a == "--data-records")
+            o.s.data_records = to_int(v());
+        else if (a == "--data-bytes")
+            o.s.data_bytes = to_int(v());
+        else if (a == "--snapshots")
+            o.s.snapshots = to_int(v());
+        else if (a == "--snapshot-bytes")
+            o.s.snapshot_bytes = to_int(v());
         else {
-            std::fprintf(stderr,
-                         "usage: saga_store_floor [--mode fsync|rows|store|all] [--sagas N] "
-                         "[--per-tx N] [--inflight N] [--fsyncs N] [--transitions N] "
-                         "[--history N] [--outbox N] [--inbox N] [--timers N] [--data-bytes N] "
-                         "[--state-bytes N] [--message-bytes N]\n");
-            return 2;
+            std::fprintf(stderr, "%s", usage);
+            return a == "--help" || a == "-h" ? 0 : 2;
         }
     }
-    if (o.s.transitions < 1 || o.sagas < 1 || o.per_tx < 1 || o.inflight < 1 || o.fsyncs < 1) {
+    const shape& s = o.s;
+    if (s.transitions < 1 || o.sagas < 1 || o.per_tx < 1 || o.inflight < 1 || o.fsyncs < 1) {
         std::fprintf(stderr, "counts must be at least 1\n");
+        return 2;
+    }
+    if (s.head_updates < 0 || s.head_updates > s.transitions - 1 || s.output_records < 0 ||
+        s.output_records > s.transitions || s.messages < 0 || s.data_records < 0 ||
+        s.data_records > s.transitions || s.snapshots < 0 || s.snapshots > s.transitions ||
+        s.events_bytes < 0 || s.message_bytes < 0 || s.data_bytes < 0 || s.snapshot_bytes < 0) {
+        std::fprintf(stderr,
+                     "--head-updates at most --transitions - 1; --output-records, "
+                     "--data-records and --snapshots at most --transitions; sizes at least 0\n");
+        return 2;
+    }
+    if (o.mode != "fsync" && o.mode != "rows" && o.mode != "store" && o.mode != "all") {
+        std::fprintf(stderr, "%s", usage);
         return 2;
     }
     if (o.mode == "fsync" || o.mode == "all") run_fsync(o);
