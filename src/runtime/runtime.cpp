@@ -1075,8 +1075,8 @@ void runtime::close() {
     sweep_timer_.reset();
     // On each actor's strand, before anything `open` posts: a reopened runtime arms every
     // wake-up again.
-    for (auto& [id, a] : actors_)
-        asio::post(a->strand, [a, clock = opts_.clock] {
+    for (auto& entry : actors_)
+        asio::post(entry.second->strand, [a = entry.second, clock = opts_.clock] {
             if (a->wake) clock->cancel(*a->wake);
             a->wake.reset();
             a->wake_at.reset();
