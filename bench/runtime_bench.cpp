@@ -73,9 +73,9 @@ int main(int argc, char** argv) {
                         .data = campaign{.campaign_id = id, .budget = 100},
                         .id = id}))
             std::exit(1);
-        rt->when_settled(id, [&](saga::result<saga::saga_status> s) {
+        rt->when_settled(id, [&](saga::result<saga::runtime::runtime::inspection> s) {
             ++done;
-            if (s && s.value() == saga::saga_status::completed) ++completed;
+            if (s && s.value().state.status == saga::saga_status::completed) ++completed;
         });
     };
     const auto t0 = std::chrono::steady_clock::now();

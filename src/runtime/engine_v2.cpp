@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <functional>
+#include <future>
 #include <optional>
 #include <thread>
 
@@ -156,22 +157,20 @@ public:
 
     result<void> signal(std::string_view id, std::string_view name, nlohmann::json payload,
                         std::string message_id) override {
-        return rt_->call(
-            std::string(id),
-            machine::signal_input{std::string(name), std::move(payload), std::move(message_id)});
+        return call(std::string(id), machine::signal_input{std::string(name), std::move(payload),
+                                                           std::move(message_id)});
     }
 
     result<instance_view> query(std::string_view id) override {
         SAGA_TRY(auto in, rt_->inspect(id));
-        SAGA_TRY(auto journal, store_->journal(id));
-        return make_view(in, journal.empty() ? in.head.version : journal.back().version);
+        return make_view(in, in.version);
     }
 
     result<void> cancel(std::string_view id, std::string_view reason,
                         const operator_note* note) override {
         machine::operator_input o{machine::operator_action::cancel, note ? note->who : "",
                                   note ? note->why : "", std::string(reason)};
-        return rt_->call(std::string(id), std::move(o));
+        return call(std::string(id), std::move(o));
     }
     result<void> pause(std::string_view id, const operator_note& note) override {
         return act(id, machine::operator_action::pause, note, "pause");
@@ -243,12 +242,12 @@ public:
             fn(query(id));
             return;
         }
-        rt_->when_settled(id, [this, id, fn = std::move(fn)](result<saga_status> s) {
-            if (!s) {
-                fn(s.error());
+        rt_->when_settled(id, [fn = std::move(fn)](result<saga::runtime::runtime::inspection> in) {
+            if (!in) {
+                fn(in.error());
                 return;
             }
-            fn(query(id));
+            fn(make_view(in.value(), in.value().version));
         });
     }
 
@@ -357,8 +356,33 @@ private:
     result<void> act(std::string_view id, machine::operator_action a, const operator_note& note,
                      std::string_view what, std::string step = {}) {
         SAGA_TRY(check_note(note, what));
-        return rt_->call(std::string(id),
-                         machine::operator_input{a, note.who, note.why, std::move(step)});
+        return call(std::string(id),
+                    machine::operator_input{a, note.who, note.why, std::move(step)});
+    }
+
+    /// `in` to instance `id`, and its outcome once durable. While run() runs the io_context
+    /// on other threads, this thread just waits for it; otherwise (or when called from a
+    /// handler) it runs the io_context itself until the outcome is there.
+    result<void> call(const std::string& id, machine::input in) {
+        bool others_run = false;
+        {
+            std::lock_guard lock(mutex_);
+            others_run = running_ && !ctx_.get_executor().running_in_this_thread();
+        }
+        if (!others_run) return rt_->call(id, std::move(in));
+        auto p = std::make_shared<std::promise<result<void>>>();
+        auto f = p->get_future();
+        rt_->post(id, std::move(in), [p](result<void> r) { p->set_value(std::move(r)); });
+        while (f.wait_for(std::chrono::milliseconds{20}) != std::future_status::ready) {
+            {
+                std::lock_guard lock(mutex_);
+                if (running_) continue;
+            }
+            // run() ended meanwhile: nobody else runs what the outcome waits for
+            if (ctx_.stopped()) ctx_.restart();
+            ctx_.poll();
+        }
+        return f.get();
     }
 
     /// One committed record: telemetry, and the observers with its history entries (made

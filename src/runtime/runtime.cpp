@@ -241,7 +241,19 @@ result<runtime::inspection> runtime::inspect(std::string_view id) const {
     if (li.data) {
         SAGA_TRY(out.data, parse_json(*li.data, fmt::format("the data of saga '{}'", id)));
     }
+    out.version = li.records.empty() ? li.head.version : li.records.back().version;
     out.head = std::move(li.head);
+    return out;
+}
+
+result<runtime::inspection> runtime::inspection_of(const actor& a) {
+    inspection out;
+    SAGA_TRY(out.data, a.data->to_json());
+    out.head = a.head;
+    out.head.status = a.state.status;
+    out.state = a.state;
+    out.def = a.def;
+    out.version = a.version;
     return out;
 }
 
@@ -266,6 +278,7 @@ result<std::string> runtime::start(start_request r) {
                                                            r.id, h.definition)};
         return h.id;
     };
+    // Read first: a start of a taken id returns it without running the first local step.
     if (auto h = opts_.store->head(r.id)) return existing(h.value());
     SAGA_TRY(auto data, def->model->load(r.data));
 
@@ -278,6 +291,7 @@ result<std::string> runtime::start(start_request r) {
     a->state.traceparent = r.traceparent;
     const auto now = opts_.clock->now();
     auto d = machine::start(*def, cfg_, a->state, *a->data, now);
+    run_plain_locals(*a, d, now);
 
     journal_record kept;
     auto w = write_of(r.id, 1, now, d, kept);
@@ -439,6 +453,7 @@ void runtime::drain(const std::shared_ptr<actor>& a) {
     }
     const auto now = opts_.clock->now();
     auto d = machine::decide(*a->def, cfg_, a->state, *a->data, inputs, now);
+    run_plain_locals(*a, d, now);
     if (!d.ignored.empty()) {
         {
             std::lock_guard lock(mutex_);
@@ -759,40 +774,77 @@ void runtime::released(const std::shared_ptr<actor>& a, std::uint64_t version) {
     maybe_evict(a);
 }
 
+const detail::action& runtime::action_of(const actor& a, const machine::run_local_effect& l) {
+    const auto* n = a.def->nodes.at(std::string(machine::base_name(l.unit)));
+    return l.dir == direction::forward ? n->forward : n->compensation;
+}
+
+std::pair<std::optional<nlohmann::json>, std::shared_ptr<step_context>> runtime::local_call(
+    const actor& a, const machine::run_local_effect& l) {
+    std::optional<nlohmann::json> item;
+    if (auto idx = machine::item_index(l.unit)) {
+        auto g = a.state.units.find(machine::base_name(l.unit));
+        if (g != a.state.units.end() && g->second.items && *idx < g->second.items->size())
+            item = (*g->second.items)[*idx];
+    }
+    const auto u = a.state.units.find(l.unit);
+    const auto fg = u == a.state.units.end() ? 0u : u->second.forward_generation;
+    const auto cg = u == a.state.units.end() ? 0u : u->second.compensation_generation;
+    auto ctx = std::make_shared<step_context>(
+        a.id, l.unit, l.attempt, machine::idempotency_key(a.id, l.unit, l.dir, fg, cg),
+        a.state.correlation_key, opts_.clock->now(), machine::item_index(l.unit),
+        l.dir == direction::compensation);
+    {
+        std::lock_guard lock(mutex_);
+        ++stats_.locals_run;
+    }
+    return {std::move(item), std::move(ctx)};
+}
+
+machine::local_done_input runtime::run_plain(actor& a, const machine::run_local_effect& l) {
+    auto [item, ctx] = local_call(a, l);
+    std::optional<saga::error> outcome;
+    if (auto r = action_of(a, l).local(*a.data, item ? &*item : nullptr, *ctx); !r)
+        outcome = r.error();
+    return {l.unit, l.dir, l.attempt, std::move(outcome)};
+}
+
+void runtime::run_plain_locals(actor& a, machine::decision& d, time_point now) {
+    // A bound, in case a definition's retries of a plain local step come due at once forever:
+    // what is left then runs after the commit, as an awaitable step would.
+    for (int round = 0; round < 64; ++round) {
+        std::vector<machine::input> results;
+        std::vector<machine::effect> rest;
+        for (auto& e : d.effects) {
+            const auto* l = std::get_if<machine::run_local_effect>(&e);
+            if (l && action_of(a, *l).kind == detail::action::how::local)
+                results.emplace_back(run_plain(a, *l));
+            else
+                rest.push_back(std::move(e));
+        }
+        d.effects = std::move(rest);
+        if (results.empty()) return;
+        auto more = machine::decide(*a.def, cfg_, a.state, *a.data, results, now);
+        for (auto& e : more.events) d.events.push_back(std::move(e));
+        for (auto& e : more.effects) d.effects.push_back(std::move(e));
+        for (auto& i : more.ignored) d.ignored.push_back(std::move(i));
+        d.data_changed = d.data_changed || more.data_changed;
+    }
+}
+
 void runtime::run_local(const std::shared_ptr<actor>& a, const machine::run_local_effect& l) {
     ++a->locals;
     auto self = shared_from_this();
     asio::post(a->strand, [self, a, l] {
         --a->locals;
         if (!a->loaded) return;
-        const auto* n = a->def->nodes.at(std::string(machine::base_name(l.unit)));
-        const auto& act = l.dir == direction::forward ? n->forward : n->compensation;
-        std::optional<nlohmann::json> item;
-        if (auto idx = machine::item_index(l.unit)) {
-            auto g = a->state.units.find(machine::base_name(l.unit));
-            if (g != a->state.units.end() && g->second.items && *idx < g->second.items->size())
-                item = (*g->second.items)[*idx];
-        }
-        const auto u = a->state.units.find(l.unit);
-        const auto fg = u == a->state.units.end() ? 0u : u->second.forward_generation;
-        const auto cg = u == a->state.units.end() ? 0u : u->second.compensation_generation;
-        auto ctx = std::make_shared<step_context>(
-            a->id, l.unit, l.attempt, machine::idempotency_key(a->id, l.unit, l.dir, fg, cg),
-            a->state.correlation_key, self->opts_.clock->now(), machine::item_index(l.unit),
-            l.dir == direction::compensation);
-        {
-            std::lock_guard lock(self->mutex_);
-            ++self->stats_.locals_run;
-        }
+        const auto& act = action_of(*a, l);
         if (act.kind == detail::action::how::local) {
-            std::optional<saga::error> outcome;
-            if (auto r = act.local(*a->data, item ? &*item : nullptr, *ctx); !r)
-                outcome = r.error();
-            a->mailbox.emplace_back(machine::local_done_input{l.unit, l.dir, l.attempt, outcome},
-                                    nullptr);
+            a->mailbox.emplace_back(self->run_plain(*a, l), nullptr);
             self->drain(a);
             return;
         }
+        auto [item, ctx] = self->local_call(*a, l);
         self->launch_async(a, l, act, std::move(item), std::move(ctx));
     });
 }
@@ -860,7 +912,7 @@ void runtime::arm(const std::shared_ptr<actor>& a) {
     });
 }
 
-void runtime::when_settled(const std::string& id, std::function<void(result<saga_status>)> fn) {
+void runtime::when_settled(const std::string& id, std::function<void(result<inspection>)> fn) {
     auto a = actor_of(id);
     asio::post(a->strand, [self = shared_from_this(), a, id, fn = std::move(fn)]() mutable {
         {
@@ -878,7 +930,7 @@ void runtime::when_settled(const std::string& id, std::function<void(result<saga
             self->resume_after_load(a, li.value());
         }
         if (is_settled(a->state.status)) {
-            fn(a->state.status);
+            fn(inspection_of(*a));
             self->maybe_evict(a);
             return;
         }
@@ -889,7 +941,7 @@ void runtime::when_settled(const std::string& id, std::function<void(result<saga
 
 void runtime::settle_waiters(const std::shared_ptr<actor>& a) {
     if (!is_settled(a->state.status)) return;
-    std::vector<std::function<void(result<saga_status>)>> fns;
+    std::vector<std::function<void(result<inspection>)>> fns;
     {
         std::lock_guard lock(mutex_);
         auto it = waiters_.find(a->id);
@@ -897,7 +949,8 @@ void runtime::settle_waiters(const std::shared_ptr<actor>& a) {
         fns = std::move(it->second);
         waiters_.erase(it);
     }
-    for (auto& f : fns) f(a->state.status);
+    const auto in = inspection_of(*a);
+    for (auto& f : fns) f(in);
 }
 
 // ---- transport and recovery ---------------------------------------------------------------

@@ -121,17 +121,20 @@ public:
     /// `post` and wait: runs the io_context on this thread while waiting, so it works whether
     /// or not other threads run it.
     [[nodiscard]] result<void> call(const std::string& id, machine::input in);
-    /// Calls `fn` with the instance's status once it is settled (now, if it is), or with why
-    /// it never will be (`errc::not_found`, a load error).
-    void when_settled(const std::string& id, std::function<void(result<saga_status>)> fn);
-
-    /// An instance as the store has it: head, typed state (the journal replayed) and data.
+    /// An instance: head, typed state (the journal replayed) and data, and the version of its
+    /// newest record.
     struct inspection {
         instance_head head;
         machine::instance state;
         nlohmann::json data;
         std::shared_ptr<const machine::compiled> def;
+        std::uint64_t version = 0;
     };
+    /// Calls `fn` with the instance as it is once it is settled (now, if it is), taken from
+    /// the actor that settled it (no read from the store), or with why it never will be
+    /// (`errc::not_found`, a load error).
+    void when_settled(const std::string& id, std::function<void(result<inspection>)> fn);
+
     /// Reads `id` from the store without touching its actor; `errc::not_found` if unknown.
     [[nodiscard]] result<inspection> inspect(std::string_view id) const;
     /// The definition `name` (newest version when `version` is empty), or null.
@@ -197,6 +200,15 @@ private:
                  std::uint64_t version);
     void released(const std::shared_ptr<actor>& a, std::uint64_t version);
     void run_local(const std::shared_ptr<actor>& a, const machine::run_local_effect& l);
+    /// Plain (not awaitable) local steps run inside the decision that starts them, before its
+    /// commit: their results are decided at once, so one record holds the attempt and its
+    /// outcome (docs/internals.md, "Plain local steps").
+    void run_plain_locals(actor& a, machine::decision& d, time_point now);
+    [[nodiscard]] machine::local_done_input run_plain(actor& a, const machine::run_local_effect& l);
+    [[nodiscard]] static const detail::action& action_of(const actor& a,
+                                                         const machine::run_local_effect& l);
+    [[nodiscard]] std::pair<std::optional<nlohmann::json>, std::shared_ptr<step_context>>
+    local_call(const actor& a, const machine::run_local_effect& l);
     void launch_async(const std::shared_ptr<actor>& a, const machine::run_local_effect& l,
                       const detail::action& act, std::optional<nlohmann::json> item,
                       std::shared_ptr<step_context> ctx);
@@ -204,6 +216,7 @@ private:
     void flush_watermark(const std::shared_ptr<actor>& a);
     void arm(const std::shared_ptr<actor>& a);
     void settle_waiters(const std::shared_ptr<actor>& a);
+    [[nodiscard]] static result<inspection> inspection_of(const actor& a);
     void resume_after_load(const std::shared_ptr<actor>& a, const loaded_instance& li);
     void on_delivery(const std::shared_ptr<delivery>& d);
     void poll_due();
@@ -215,7 +228,7 @@ private:
     std::map<std::pair<std::string, std::uint32_t>, std::shared_ptr<const machine::compiled>>
         definitions_;
     std::map<std::string, std::shared_ptr<actor>, std::less<>> actors_;
-    std::map<std::string, std::vector<std::function<void(result<saga_status>)>>, std::less<>>
+    std::map<std::string, std::vector<std::function<void(result<inspection>)>>, std::less<>>
         waiters_;
     std::map<std::string, std::shared_ptr<endpoint_state>, std::less<>> endpoints_;
     std::map<std::string, blocked_instance, std::less<>> blocked_;

@@ -332,9 +332,15 @@ TEST_CASE("observers see every committed transition and query reports progress",
     trip_services(w);
     auto id = w.eng->start("trip", trip{});
     REQUIRE(id);
+    // start() returns with its first record durable: the plain local step `validate` ran in
+    // it, the remote `reserve_credit` is under way
     auto v0 = w.view(id.value());
-    CHECK(v0.percent_complete == 0.0);
+    CHECK(v0.step("validate")->status == step_status::completed);
+    CHECK(v0.step("reserve_credit")->status == step_status::running);
+    CHECK(v0.percent_complete > 0.0);
+    CHECK(v0.percent_complete < 100.0);
     w.settle();
+    CHECK(w.view(id.value()).percent_complete == 100.0);
     const auto history = w.events_of(id.value());
     CHECK(rec->events == history);  // the observers saw exactly the durable history
 }
