@@ -1,6 +1,8 @@
 #include <saga/envelope.hpp>
 #include <saga/json_limits.hpp>
 
+#include "json_writer.hpp"
+
 namespace saga {
 
 std::string_view to_string(message_kind k) noexcept {
@@ -72,7 +74,28 @@ void from_json(const nlohmann::json& j, envelope& e) {
 }
 
 std::string encode(const envelope& e) {
-    return nlohmann::json(e).dump();
+    // Written directly, in the order (and with the text) nlohmann writes to_json's object:
+    // only the payload goes through nlohmann.
+    std::string out;
+    out.reserve(384 + e.error.size());
+    out += '{';
+    detail::object_writer w(out);
+    w.integer("attempt", e.attempt);
+    w.string("correlation_id", e.correlation_id);
+    w.string("error", e.error);
+    w.strings("headers", e.headers);
+    w.string("idempotency_key", e.idempotency_key);
+    w.name("kind", to_string(e.kind));
+    w.string("message_id", e.message_id);
+    w.json("payload", e.payload);
+    w.string("reply_to", e.reply_to);
+    w.string("saga_id", e.saga_id);
+    w.name("status", to_string(e.status));
+    w.string("step", e.step);
+    w.string("traceparent", e.traceparent);
+    w.string("type", e.type);
+    out += '}';
+    return out;
 }
 
 result<envelope> decode(std::string_view text) {

@@ -1,5 +1,7 @@
 #include <saga/journal_codec.hpp>
 
+#include "json_writer.hpp"
+
 #include <fmt/format.h>
 
 #include <chrono>
@@ -14,123 +16,7 @@ using namespace std::string_view_literals;
 
 // ---- writing ----------------------------------------------------------------------------------
 
-/// The length of the well-formed UTF-8 sequence starting at `s[i]` (a byte >= 0x80), or 0 when
-/// it is not one: the rules of Unicode's table 3-7, which nlohmann's decoder also applies (no
-/// overlong forms, no surrogates, nothing above U+10FFFF).
-std::size_t utf8_sequence(std::string_view s, std::size_t i) noexcept {
-    const auto at = [&](std::size_t k) -> unsigned {
-        return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0U;
-    };
-    const auto cont = [&](std::size_t k, unsigned lo = 0x80, unsigned hi = 0xBF) {
-        const unsigned b = at(k);
-        return i + k < s.size() && b >= lo && b <= hi;
-    };
-    const unsigned b0 = at(0);
-    if (b0 >= 0xC2 && b0 <= 0xDF) return cont(1) ? 2 : 0;
-    if (b0 == 0xE0) return cont(1, 0xA0) && cont(2) ? 3 : 0;
-    if ((b0 >= 0xE1 && b0 <= 0xEC) || b0 == 0xEE || b0 == 0xEF) return cont(1) && cont(2) ? 3 : 0;
-    if (b0 == 0xED) return cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;
-    if (b0 == 0xF0) return cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
-    if (b0 >= 0xF1 && b0 <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
-    if (b0 == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
-    return 0;
-}
-
-/// Appends `s` as a JSON string, exactly as nlohmann's `dump` (no ensure_ascii, invalid UTF-8
-/// replaced) writes it: the common case in one pass, and invalid UTF-8 handed to nlohmann
-/// itself so that the replacements are its own.
-void append_string(std::string& out, std::string_view s) {
-    const std::size_t start = out.size();
-    out += '"';
-    std::size_t plain = 0;  // start of the run not yet copied
-    for (std::size_t i = 0; i < s.size();) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        if (c >= 0x80) {
-            const std::size_t n = utf8_sequence(s, i);
-            if (n == 0) {
-                out.resize(start);
-                out += nlohmann::json(std::string(s))
-                           .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-                return;
-            }
-            i += n;
-            continue;
-        }
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            ++i;
-            continue;
-        }
-        out.append(s.data() + plain, i - plain);
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\b': out += "\\b"; break;
-            case '\t': out += "\\t"; break;
-            case '\n': out += "\\n"; break;
-            case '\f': out += "\\f"; break;
-            case '\r': out += "\\r"; break;
-            default: {
-                constexpr char hex[] = "0123456789abcdef";
-                out += "\\u00";
-                out += hex[c >> 4];
-                out += hex[c & 0xf];
-            }
-        }
-        plain = ++i;
-    }
-    out.append(s.data() + plain, s.size() - plain);
-    out += '"';
-}
-
-/// Writes the members of one JSON object (the caller writes its braces), with the commas in
-/// the right places.
-class object_writer {
-public:
-    explicit object_writer(std::string& out) noexcept : out_(out) {}
-
-    void string(std::string_view key, std::string_view value) {
-        this->key(key);
-        append_string(out_, value);
-    }
-    /// A string from a fixed table of names: nothing to escape.
-    void name(std::string_view key, std::string_view value) {
-        this->key(key);
-        out_ += '"';
-        out_ += value;
-        out_ += '"';
-    }
-    template <class Int>
-    void integer(std::string_view key, Int value) {
-        this->key(key);
-        const fmt::format_int text(value);
-        out_.append(text.data(), text.size());
-    }
-    void boolean(std::string_view key, bool value) {
-        this->key(key);
-        out_ += value ? "true"sv : "false"sv;
-    }
-    /// JSON text written by someone else (nlohmann's dump, encode(envelope)).
-    void raw(std::string_view key, std::string_view json) {
-        this->key(key);
-        out_ += json;
-    }
-
-private:
-    void key(std::string_view k) {
-        if (!first_) out_ += ',';
-        first_ = false;
-        out_ += '"';
-        out_ += k;  // our own keys: nothing to escape
-        out_ += "\":";
-    }
-    std::string& out_;
-    bool first_ = true;
-};
-
-/// Everything nlohmann's `dump` throws on (invalid UTF-8) is replaced instead.
-std::string dump(const nlohmann::json& j) {
-    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
+using detail::object_writer;
 
 // ---- reading ----------------------------------------------------------------------------------
 
@@ -397,7 +283,7 @@ std::string encode_events(std::span<const event> events) {
         if (!e.who.empty()) w.string("who", e.who);
         if (!e.why.empty()) w.string("why", e.why);
         if (e.count != 0) w.integer("c", e.count);
-        if (!e.payload.is_null()) w.raw("p", dump(e.payload));
+        if (!e.payload.is_null()) w.json("p", e.payload);
         out += '}';
     }
     out += ']';
@@ -420,13 +306,7 @@ std::string encode_output(std::span<const outbound_message> messages) {
         object_writer w(out);
         w.string("to", m.destination);
         if (m.topic) w.boolean("topic", true);
-        std::string envelope_text;
-        try {
-            envelope_text = encode(m.message);
-        } catch (const nlohmann::json::exception&) {
-            envelope_text = dump(nlohmann::json(m.message));  // invalid UTF-8 somewhere in it
-        }
-        w.raw("msg", envelope_text);
+        w.raw("msg", encode(m.message));
         out += '}';
     }
     out += ']';

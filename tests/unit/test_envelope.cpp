@@ -82,6 +82,29 @@ TEST_CASE("an envelope's JSON uses the documented field names and string enums",
     CHECK(j.size() == 14);
 }
 
+TEST_CASE("encode writes what nlohmann writes for the envelope's JSON, without a tree",
+          "[envelope][json]") {
+    auto e = full_envelope();
+    e.headers = {{"b\"q", "line\nbreak"}, {"a", "caf\xc3\xa9"}, {"ctl", std::string("\x01", 1)}};
+    CHECK(saga::encode(e) == nlohmann::json(e).dump());
+    CHECK(saga::encode(saga::envelope{}) == nlohmann::json(saga::envelope{}).dump());
+    e.payload = {{"big", 18446744073709551615ULL}, {"neg", -42}, {"f", 0.1}, {"s", "x"}};
+    CHECK(saga::encode(e) == nlohmann::json(e).dump());
+    e.payload = "just a string";
+    CHECK(saga::encode(e) == nlohmann::json(e).dump());
+}
+
+TEST_CASE("encode replaces invalid UTF-8 instead of throwing", "[envelope][json][errors]") {
+    auto e = full_envelope();
+    e.error = "bad \xff byte";
+    e.payload = {{"note", "also \xc3 bad"}};
+    const auto text = saga::encode(e);  // nlohmann's dump would throw here
+    auto back = saga::decode(text);
+    REQUIRE(back);
+    CHECK(back.value().error == "bad \xef\xbf\xbd byte");
+    CHECK(back.value().payload["note"] == "also \xef\xbf\xbd bad");
+}
+
 TEST_CASE("every message kind and reply status round-trips", "[envelope][json]") {
     const auto kind = GENERATE(saga::message_kind::command, saga::message_kind::compensation,
                                saga::message_kind::reply, saga::message_kind::event);
