@@ -37,6 +37,20 @@ namespace detail {
 class engine_core;
 }
 
+/// How long finished instances stay in the store (docs/operations.md, "Retention").
+struct retention_options {
+    /// Terminal instances (completed, compensated, compensation failed, failed, cancelled)
+    /// whose head was last written longer ago than this are deleted: head and journal, and
+    /// the claim-check bodies kept in the same store once they are as old. 0 (the default):
+    /// kept for ever.
+    duration older_than{0};
+    /// how often the engine purges, once it has opened
+    duration interval = std::chrono::minutes{10};
+    /// instances deleted per store transaction (each batch is its own write, so that commits
+    /// of live instances run between them)
+    std::size_t batch = 1000;
+};
+
 /// Options of an engine.
 struct engine_options {
     /// worker threads `run()` uses (>= 1)
@@ -56,6 +70,8 @@ struct engine_options {
     /// longer than `sweep_interval` ago (another engine's that died, or a start whose process
     /// ended). 0 (the default): only when it opens. Set it when several engines share a store.
     duration sweep_interval{0};
+    /// Deleting finished instances from the store; off by default.
+    retention_options retention;
     /// where structured log lines go (one per history event at or above `log_level`, and the
     /// engine's own warnings); default: JSON lines on stderr
     std::shared_ptr<saga::log_sink> log_sink;

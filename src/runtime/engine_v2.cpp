@@ -79,6 +79,8 @@ public:
         ro.seed = options_.seed;
         ro.sweep_interval = options_.sweep_interval;
         ro.consumer = options_.consumer;
+        ro.retention = options_.retention;
+        ro.on_purged = [this](std::size_t n) { telemetry_.purged(n); };
         ro.store = store_;
         if (transport) transport->set_metrics(telemetry_.metrics_ptr());  // dead letters
         ro.transport = std::move(transport);
@@ -320,7 +322,7 @@ public:
             if (!next || *next > until) break;
             // The due poll alone is no work: settled, unless an instance that is not in
             // memory falls due before the limit (the poll would load it).
-            if (vc->pending() == 1 && rt_->is_due_poll(*vc->next_id()) &&
+            if (vc->pending() <= rt_->background_timers() && rt_->is_background(*vc->next_id()) &&
                 !rt_->due_elsewhere(until))
                 break;
             vc->advance_to_next();

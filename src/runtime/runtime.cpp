@@ -664,9 +664,16 @@ void runtime::apply_effects(const std::shared_ptr<actor>& a, std::vector<machine
     }
 }
 
-bool runtime::is_due_poll(clock::timer_id id) const {
+bool runtime::is_background(clock::timer_id id) const {
     std::lock_guard lock(mutex_);
-    return poll_timer_ && *poll_timer_ == id;
+    return (poll_timer_ && *poll_timer_ == id) || (sweep_timer_ && *sweep_timer_ == id) ||
+           (retention_timer_ && *retention_timer_ == id);
+}
+
+std::size_t runtime::background_timers() const {
+    std::lock_guard lock(mutex_);
+    return static_cast<std::size_t>(poll_timer_.has_value()) + sweep_timer_.has_value() +
+           retention_timer_.has_value();
 }
 
 bool runtime::due_elsewhere(time_point t) const {
@@ -1065,7 +1072,31 @@ result<void> runtime::open() {
     for (const auto& id : ids) post(id, machine::tick_input{}, nullptr);
     poll_due();
     if (opts_.sweep_interval > duration{0}) sweep();
+    if (opts_.retention.older_than > duration{0}) retain();
     return success();
+}
+
+result<std::size_t> runtime::purge() {
+    const auto batch = std::max<std::size_t>(opts_.retention.batch, 1);
+    const auto before = opts_.clock->now() - opts_.retention.older_than;
+    std::size_t total = 0;
+    for (;;) {
+        SAGA_TRY(auto n, opts_.store->purge(before, batch));
+        total += n;
+        if (n > 0 && opts_.on_purged) opts_.on_purged(n);
+        if (n < batch) return total;
+    }
+}
+
+void runtime::retain() {
+    // A failed purge (the store is away) is tried again at the next interval.
+    (void)purge();
+    std::weak_ptr<runtime> weak = shared_from_this();
+    std::lock_guard lock(mutex_);
+    if (closed_) return;
+    retention_timer_ = opts_.clock->call_at(opts_.clock->now() + opts_.retention.interval, [weak] {
+        if (auto s = weak.lock()) asio::post(*s->opts_.io, [s] { s->retain(); });
+    });
 }
 
 void runtime::sweep() {
@@ -1126,6 +1157,8 @@ void runtime::close() {
     poll_timer_.reset();
     if (sweep_timer_) opts_.clock->cancel(*sweep_timer_);
     sweep_timer_.reset();
+    if (retention_timer_) opts_.clock->cancel(*retention_timer_);
+    retention_timer_.reset();
     // On each actor's strand, before anything `open` posts: a reopened runtime arms every
     // wake-up again.
     for (auto& entry : actors_)

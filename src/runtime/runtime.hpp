@@ -70,6 +70,10 @@ struct options {
     /// steps run again). Several engines on one store without leases need it; see
     /// `engine_options::sweep_interval`.
     duration sweep_interval{0};
+    /// Terminal instances older than `retention.older_than` are purged every
+    /// `retention.interval` (off when `older_than` is 0); `on_purged` gets each batch's count.
+    retention_options retention;
+    std::function<void(std::size_t)> on_purged;
 };
 
 /// What `start` needs besides the definition and the data.
@@ -148,8 +152,13 @@ public:
     [[nodiscard]] circuit_state endpoint_circuit(const std::string& endpoint);
     /// The endpoints commands have been released to or that have a policy.
     [[nodiscard]] std::vector<std::string> endpoints() const;
-    /// Whether `id` is the wake-up of the periodic due poll (see `options::due_poll`).
-    [[nodiscard]] bool is_due_poll(clock::timer_id id) const;
+    /// Whether `id` is one of the runtime's own periodic wake-ups (the due poll, the sweep,
+    /// retention), and how many of those are armed: a virtual-clock run is settled when they
+    /// are all that is left.
+    [[nodiscard]] bool is_background(clock::timer_id id) const;
+    [[nodiscard]] std::size_t background_timers() const;
+    /// Purges now: batches of `retention.batch` until a batch comes back short; how many went.
+    [[nodiscard]] result<std::size_t> purge();
     /// Whether an instance that is not in memory falls due at or before `t`.
     [[nodiscard]] bool due_elsewhere(time_point t) const;
     /// Instances that cannot move because their definition version is not registered (left as
@@ -221,6 +230,7 @@ private:
     void on_delivery(const std::shared_ptr<delivery>& d);
     void poll_due();
     void sweep();
+    void retain();
 
     options opts_;
     machine::config cfg_;
@@ -235,6 +245,7 @@ private:
     std::unique_ptr<subscription> subscription_;
     std::optional<clock::timer_id> poll_timer_;
     std::optional<clock::timer_id> sweep_timer_;
+    std::optional<clock::timer_id> retention_timer_;
     bool closed_ = false;
     runtime_stats stats_;
     std::atomic<std::size_t> unreleased_{0};

@@ -17,6 +17,9 @@ void describe_core_metrics(metrics_registry& m) {
                "Compensations by definition, step and outcome (compensated, failed)");
     m.describe("saga_operator_actions_total", metric_type::counter,
                "Operator actions recorded in sagas' histories, by action");
+    m.describe("saga_instances_purged_total", metric_type::counter,
+               "Finished instances deleted from the store by retention "
+               "(engine_options::retention)");
     m.describe("saga_transition_commit_seconds", metric_type::histogram,
                "Time from handing a transition to the store until it is durable");
     m.describe("saga_outbox_lag_seconds", metric_type::histogram,

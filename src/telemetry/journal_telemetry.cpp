@@ -59,6 +59,10 @@ void journal_telemetry::release_took(double seconds) {
     metrics_->observe("saga_outbox_lag_seconds", {}, seconds);
 }
 
+void journal_telemetry::purged(std::size_t n) {
+    metrics_->add("saga_instances_purged_total", {}, static_cast<double>(n));
+}
+
 // ---- label sets, made once per definition, step, action and reason ---------------------------
 
 journal_telemetry::definition_labels& journal_telemetry::labels_of(std::string_view definition) {

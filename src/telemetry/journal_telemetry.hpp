@@ -70,6 +70,8 @@ public:
     void commit_took(double seconds);
     /// saga_outbox_lag_seconds: a transition durable until the transport accepted a message.
     void release_took(double seconds);
+    /// `n` finished instances deleted by retention
+    void purged(std::size_t n);
     /// Registers the gauges saga_instances_in_flight, saga_outbox_unreleased and
     /// saga_circuit_state with their help texts.
     void set_gauges(gauge_sources sources);

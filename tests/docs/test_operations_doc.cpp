@@ -82,3 +82,32 @@ TEST_CASE("operations doc: telemetry wiring and operator actions work as shown",
     CHECK(nlohmann::json::parse(line).contains("resourceSpans"));
     std::filesystem::remove(spans_path);
 }
+
+TEST_CASE("operations doc: retention as shown deletes what finished long enough ago",
+          "[docs][retention]") {
+    auto clock = std::make_shared<saga::virtual_clock>();
+    auto store = std::make_shared<saga::inmemory::memory_journal_store>();
+    auto transport = std::make_shared<saga::inmemory::memory_transport>(clock);
+    // [doc:retention]
+    saga::engine_options options;
+    options.retention.older_than = std::chrono::hours{24 * 30};  // finished more than 30 days ago
+    options.retention.interval = std::chrono::minutes{10};       // how often to look (the default)
+    options.retention.batch = 1000;                              // instances per store transaction
+    // [/doc:retention]
+    options.clock = clock;
+    saga::engine eng(store, transport, options);
+    REQUIRE(eng.add(order_saga()));
+    auto finished = eng.start("order", order{.sku = "A-1"});
+    auto open = eng.start("order", order{.sku = "B-2"});
+    REQUIRE(finished);
+    REQUIRE(open);
+    eng.run_until_idle();
+    REQUIRE(eng.signal(finished.value(), "approved"));
+    eng.run_until_idle();
+    REQUIRE(eng.pause(open.value(), {.who = "ada@ops", .why = "hold it"}));
+    clock->advance(std::chrono::hours{24 * 31});
+    eng.run_until_idle();
+    CHECK(eng.query(finished.value()).error() == saga::errc::not_found);
+    CHECK(eng.query(open.value()).value().status == saga::saga_status::paused);
+    CHECK(eng.metrics().value("saga_instances_purged_total") == 1);
+}
