@@ -107,17 +107,17 @@ time_point virtual_clock::now() const {
 clock::timer_id virtual_clock::call_at(time_point at, std::function<void()> fn) {
     std::lock_guard lock(mutex_);
     const auto id = next_id_++;
-    calls_.emplace(at, std::pair{id, std::move(fn)});
+    calls_.emplace(std::pair{at, id}, std::move(fn));
+    due_.emplace(id, at);
     return id;
 }
 
 void virtual_clock::cancel(timer_id id) {
     std::lock_guard lock(mutex_);
-    for (auto it = calls_.begin(); it != calls_.end(); ++it)
-        if (it->second.first == id) {
-            calls_.erase(it);
-            return;
-        }
+    auto it = due_.find(id);
+    if (it == due_.end()) return;  // ran already, or cancelled before
+    calls_.erase(std::pair{it->second, id});
+    due_.erase(it);
 }
 
 void virtual_clock::run_due(time_point until) {
@@ -125,13 +125,15 @@ void virtual_clock::run_due(time_point until) {
         std::function<void()> fn;
         {
             std::lock_guard lock(mutex_);
-            if (calls_.empty() || calls_.begin()->first > until) {
+            if (calls_.empty() || calls_.begin()->first.first > until) {
                 if (now_ < until) now_ = until;
                 return;
             }
-            if (now_ < calls_.begin()->first) now_ = calls_.begin()->first;
-            fn = std::move(calls_.begin()->second.second);
+            const auto [at, id] = calls_.begin()->first;
+            if (now_ < at) now_ = at;
+            fn = std::move(calls_.begin()->second);
             calls_.erase(calls_.begin());
+            due_.erase(id);
         }
         fn();
     }
@@ -151,7 +153,7 @@ bool virtual_clock::advance_to_next() {
 std::optional<time_point> virtual_clock::next_due() const {
     std::lock_guard lock(mutex_);
     if (calls_.empty()) return std::nullopt;
-    return calls_.begin()->first;
+    return calls_.begin()->first.first;
 }
 
 std::size_t virtual_clock::pending() const {
@@ -162,7 +164,7 @@ std::size_t virtual_clock::pending() const {
 std::optional<clock::timer_id> virtual_clock::next_id() const {
     std::lock_guard lock(mutex_);
     if (calls_.empty()) return std::nullopt;
-    return calls_.begin()->second.first;
+    return calls_.begin()->first.second;
 }
 
 }  // namespace saga

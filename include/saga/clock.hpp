@@ -12,6 +12,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 
 namespace saga {
 
@@ -84,7 +85,10 @@ private:
     void run_due(time_point until);
     mutable std::mutex mutex_;
     time_point now_;
-    std::multimap<time_point, std::pair<timer_id, std::function<void()>>> calls_;
+    /// by due time, then by id (the order they were scheduled in); and each id's due time, so
+    /// that cancel finds its call in O(log n)
+    std::map<std::pair<time_point, timer_id>, std::function<void()>> calls_;
+    std::unordered_map<timer_id, time_point> due_;
     timer_id next_id_ = 1;
 };
 

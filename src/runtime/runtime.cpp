@@ -33,6 +33,16 @@ std::string new_id() {
     return fmt::format("{:016x}{:016x}", rng(), rng());
 }
 
+/// The statuses recovery loads at open: an instance in them may have output to send again or
+/// a local step to run again.
+std::vector<saga_status> recovered_statuses() {
+    return {saga_status::running, saga_status::compensating};
+}
+
+bool recovered_by_status(saga_status s) {
+    return s == saga_status::running || s == saga_status::compensating;
+}
+
 bool valid_saga_id(std::string_view id) {
     return !id.empty() && id.size() <= 200 && id.find_first_of("/|[]~") == std::string_view::npos;
 }
@@ -180,22 +190,34 @@ void runtime::flush_watermark(const std::shared_ptr<actor>& a) {
     w.record.version = version;
     w.record.at = opts_.clock->now();
     w.record.released_through = through;
+    // A head made due only for its output (see drain) gets its real wake-up back.
+    if (a->head.wake_at && *a->head.wake_at <= w.record.at &&
+        a->head.wake_at != machine::wake_at(a->state)) {
+        instance_head h = a->head;
+        h.wake_at = machine::wake_at(a->state);
+        h.version = version;
+        h.updated_at = w.record.at;
+        w.head = std::move(h);
+    }
+    auto head = w.head;
     a->busy = true;
     auto self = shared_from_this();
-    opts_.store->async_commit(
-        std::move(w), [self, a, version, through, work = in_flight_work()](result<void> r) {
-            asio::post(a->strand, [self, a, r = std::move(r), version, through] {
-                a->busy = false;
-                if (r) {
-                    a->version = version;
-                    a->durable_through = through;
-                } else {
-                    a->loaded = false;  // another writer, or a store error: the next input reloads
-                }
-                self->drain(a);
-                self->maybe_evict(a);
-            });
+    opts_.store->async_commit(std::move(w), [self, a, version, through, head = std::move(head),
+                                             work = in_flight_work()](result<void> r) mutable {
+        asio::post(a->strand, [self, a, r = std::move(r), version, through,
+                               head = std::move(head)]() mutable {
+            a->busy = false;
+            if (r) {
+                a->version = version;
+                a->durable_through = through;
+                if (head) a->head = std::move(*head);
+            } else {
+                a->loaded = false;  // another writer, or a store error: the next input reloads
+            }
+            self->drain(a);
+            self->maybe_evict(a);
         });
+    });
 }
 
 std::size_t runtime::cached() const {
@@ -477,7 +499,14 @@ void runtime::drain(const std::shared_ptr<actor>& a) {
     }
     // The head changes when what it holds changes; its wake-up time only ever moves earlier
     // (or is renewed once it has passed), so it is never later than what is really due.
-    const auto wake = machine::wake_at(a->state);
+    auto wake = machine::wake_at(a->state);
+    // Recovery loads running and compensating instances (they may have output the store has
+    // no acknowledgement for) and the due ones. An instance that leaves those statuses with
+    // output still out (paused while its command could not be sent) is made due now, so that
+    // a restart loads it and sends that output instead of holding it until it moves again.
+    const bool output_out = !w.record.output.empty() || a->output_through > a->released_through;
+    if (output_out && !recovered_by_status(a->state.status) && !is_terminal(a->state.status))
+        wake = now;
     const bool stale_wake = a->head.wake_at && *a->head.wake_at <= now;
     const bool earlier = wake && (!a->head.wake_at || *wake < *a->head.wake_at);
     if (a->state.status != a->head.status || a->state.exclusive != a->head.exclusive || earlier ||
@@ -1063,8 +1092,7 @@ result<void> runtime::open() {
     std::set<std::string> ids;
     std::string after;
     for (;;) {
-        SAGA_TRY(auto page, opts_.store->in_status(
-                                {saga_status::running, saga_status::compensating}, after, 1000));
+        SAGA_TRY(auto page, opts_.store->in_status(recovered_statuses(), after, 1000));
         ids.insert(page.begin(), page.end());
         if (page.size() < 1000) break;
         after = page.back();

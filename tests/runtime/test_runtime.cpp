@@ -169,6 +169,34 @@ TEST_CASE("a new runtime on the same journal releases what was not acknowledged 
     CHECK(w.status("o-3") == saga_status::completed);
 }
 
+TEST_CASE("a paused instance whose command never left sends it after a restart, still paused",
+          "[runtime][recovery]") {
+    world w;
+    w.start_billing();
+    w.transport->set_faults({.fail_nth_send = 1});  // the reserve command cannot be sent
+    REQUIRE(w.rt->start({.definition = "place_order", .data = order{}, .id = "o-7"}));
+    w.settle(20);
+    CHECK(w.reserves == 0);
+    REQUIRE(w.rt->call("o-7", saga::machine::operator_input{
+                                  saga::machine::operator_action::pause, "ops", "look", {}}));
+    CHECK(w.status("o-7") == saga_status::paused);
+    // Recovery does not list paused instances: the head is due now instead.
+    const auto head = w.store->head("o-7").value();
+    REQUIRE(head.wake_at);
+    CHECK(*head.wake_at <= w.clock->now());
+    w.rt->close();
+    w.rt.reset();  // the process dies with the command unsent
+    w.boot();
+    w.settle();
+    CHECK(w.reserves == 1);  // sent on the restart, not held until a resume
+    CHECK(w.status("o-7") == saga_status::paused);
+    REQUIRE(w.rt->call("o-7", saga::machine::operator_input{
+                                  saga::machine::operator_action::resume, "ops", "ok", {}}));
+    w.settle();
+    CHECK(w.status("o-7") == saga_status::waiting);
+    CHECK(w.reserves == 1);
+}
+
 TEST_CASE("a permanent refusal compensates through the runtime", "[runtime]") {
     world w;
     w.start_billing(saga::reply_status::permanent_failure);

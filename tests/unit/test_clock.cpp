@@ -162,6 +162,29 @@ TEST_CASE("a cancelled wake-up does not run", "[clock][virtual_clock]") {
     }
 }
 
+TEST_CASE("cancelling among many wake-ups keeps the rest in order, same times included",
+          "[clock][virtual_clock]") {
+    saga::virtual_clock clock;
+    const auto t0 = clock.now();
+    std::vector<int> ran;
+    std::vector<saga::clock::timer_id> ids;
+    for (int i = 0; i < 2000; ++i)  // ten wake-ups share each due time
+        ids.push_back(clock.call_at(t0 + std::chrono::seconds{(i * 7) % 200},
+                                    [&ran, i] { ran.push_back(i); }));
+    for (std::size_t i = 0; i < ids.size(); i += 2) clock.cancel(ids[i]);
+    CHECK(clock.pending() == 1000);
+    clock.advance(1h);
+    REQUIRE(ran.size() == 1000);
+    for (std::size_t k = 0; k + 1 < ran.size(); ++k) {
+        const auto due_a = (ran[k] * 7) % 200;
+        const auto due_b = (ran[k + 1] * 7) % 200;
+        CHECK(ran[k] % 2 == 1);
+        // by due time, then in the order they were scheduled
+        CHECK((due_a < due_b || (due_a == due_b && ran[k] < ran[k + 1])));
+    }
+    CHECK(clock.pending() == 0);
+}
+
 TEST_CASE("a virtual clock is usable through the clock interface", "[clock][virtual_clock]") {
     saga::virtual_clock vc;
     saga::clock& c = vc;
