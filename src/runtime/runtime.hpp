@@ -4,7 +4,7 @@
 // out the decision's effects (sends, local steps, the wake-up). The one write path: start,
 // replies, signals, ticks, local results and operator actions all go through it.
 //
-// Not yet the engine behind saga::engine (issue 11 switches it over); tests/runtime/ drives it.
+// saga::engine runs on it (src/runtime/engine_v2.cpp); tests/runtime/ drives it directly.
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
