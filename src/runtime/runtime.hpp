@@ -1,7 +1,8 @@
 #pragma once
 // The runtime of core v2 (docs/internals.md, "The runtime"): one actor per instance feeds the
 // pure machine its inputs, commits each decision as one journal record, and only then carries
-// out the decision's effects (sends, local steps, the wake-up). The one write path: start,
+// out the decision's effects (sends, awaitable local steps, the wake-up; plain local steps run
+// inside the decision). The one write path: start,
 // replies, signals, ticks, local results and operator actions all go through it.
 //
 // saga::engine runs on it (src/runtime/engine_v2.cpp); tests/runtime/ drives it directly.
