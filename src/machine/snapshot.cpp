@@ -3,7 +3,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <saga/journal_codec.hpp>
 #include <saga/json_limits.hpp>
+
+#include <stdexcept>
 
 namespace saga::machine {
 namespace {
@@ -13,9 +16,11 @@ using json = nlohmann::json;
 std::int64_t to_us(time_point t) {
     return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
 }
+/// Throws (caught by decode_snapshot) for a count that a time_point cannot hold.
 time_point from_us(std::int64_t us) {
-    return time_point{
-        std::chrono::duration_cast<time_point::duration>(std::chrono::microseconds{us})};
+    const auto t = from_unix_micros(us);
+    if (!t) throw std::out_of_range(fmt::format("{} microseconds is not a time", us));
+    return *t;
 }
 void put_time(json& o, const char* key, const std::optional<time_point>& t) {
     if (t) o[key] = to_us(*t);

@@ -242,7 +242,8 @@ TEST_CASE("every event type has a name that parses back", "[machine][events]") {
 TEST_CASE("a snapshot that is not one is refused with an error that says so", "[machine]") {
     for (const char* bad :
          {"", "[]", R"({"v":2})", R"({"v":1,"id":"x","status":"nope","units":{}})",
-          R"({"v":1,"id":"x","status":"running","units":{"a":{"s":1}}})"}) {
+          R"({"v":1,"id":"x","status":"running","units":{"a":{"s":1}}})",
+          R"({"v":1,"id":"x","status":"running","units":{},"created":9223372036854775807})"}) {
         INFO(bad);
         auto r = machine::decode_snapshot(bad);
         REQUIRE_FALSE(r);

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -192,7 +193,9 @@ result<time_point> parse_time(std::string_view s) {
     if (!s.empty() && std::ranges::all_of(s, [](char c) { return c >= '0' && c <= '9'; })) {
         long long v = 0;
         auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-        if (ec != std::errc{}) return bad();
+        // time_point counts nanoseconds in 64 bits: milliseconds beyond that would overflow
+        constexpr long long max_ms = std::numeric_limits<long long>::max() / 1'000'000;
+        if (ec != std::errc{} || v > max_ms) return bad();
         return time_point{milliseconds{v}};
     }
     std::size_t pos = 0;

@@ -461,6 +461,8 @@ TEST_CASE("the list filters by status, definition, key, time and text, and pages
         CHECK(f.ids(c.get("/api/v1/sagas?updated_after=2000-01-01T00:00:00.5%2B02:00")).size() ==
               9);
         CHECK(f.ids(c.get("/api/v1/sagas?updated_after=946684800000")).size() == 9);
+        // beyond what a 64-bit count of nanoseconds holds (year 2262): refused, not overflowed
+        CHECK(c.get("/api/v1/sagas?updated_before=176722560025600000").status == 400);
     }
     SECTION("in pages") {
         std::set<std::string> seen;
