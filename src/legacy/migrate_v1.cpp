@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "../instance_state.hpp"
 #include "../machine/instance.hpp"
 #include "../machine/snapshot.hpp"
@@ -9,7 +11,8 @@
 namespace saga::legacy {
 
 result<journal_write> migrate_v1(const instance_record& rec, std::span<const timer_record> timers,
-                                 std::span<const outbox_record> pending) {
+                                 std::span<const outbox_record> pending,
+                                 std::span<const std::string> consumed) {
     auto old = detail::instance_state_from_json(rec.state);
     if (!old)
         return error{errc::bad_data, fmt::format("saga '{}': its v1 state cannot be read: {}",
@@ -28,6 +31,11 @@ result<journal_write> migrate_v1(const instance_record& rec, std::span<const tim
     st.error = old.value().error;
     for (const auto& [name, q] : old.value().signals)
         for (const auto& p : q) st.signals[name].push_back(p);
+    // v1 kept every message id it consumed (replies and signals) in its inbox; the machine keeps
+    // signal ids to refuse a repeated one. Reply ids are harmless there (replies are matched by
+    // step and attempt), so all of them are carried; the window shrinks to
+    // machine::consumed_ids_kept as the instance consumes new signals.
+    st.consumed_ids.assign(consumed.begin(), consumed.end());
     st.created_at = rec.created_at;
     st.updated_at = rec.updated_at;
     for (const auto& [key, u] : old.value().units) {
@@ -74,6 +82,15 @@ result<journal_write> migrate_v1(const instance_record& rec, std::span<const tim
     h.correlation_key = rec.correlation_key;
     h.exclusive = rec.exclusive;
     h.wake_at = machine::wake_at(st);
+    // Output v1 could not send is released when the runtime next decides for the instance: at
+    // open for running and compensating ones; a waiting or paused one is made due (as of its
+    // last update, so at once) for the same reason the runtime's drain makes it so.
+    const bool output_out =
+        std::any_of(pending.begin(), pending.end(),
+                    [&](const outbox_record& o) { return o.saga_id == rec.id; });
+    if (output_out && !is_terminal(rec.status) && rec.status != saga_status::running &&
+        rec.status != saga_status::compensating && (!h.wake_at || *h.wake_at > rec.updated_at))
+        h.wake_at = rec.updated_at;
     h.version = 1;
     h.created_at = rec.created_at;
     h.updated_at = rec.updated_at;

@@ -5,6 +5,7 @@
 // the data and the messages still to release. Used by the SQLite v1 -> v2 migration.
 
 #include <span>
+#include <string>
 
 #include <saga/journal_store.hpp>
 #include <saga/state_store.hpp>
@@ -12,9 +13,11 @@
 namespace saga::legacy {
 
 /// The journal write that continues `rec` where it stands. `timers` and `pending` are those of
-/// `rec.id` (others are ignored). `errc::bad_data` if the record's state cannot be read.
+/// `rec.id` (others are ignored); `consumed` are the message ids v1's inbox holds for `rec.id`.
+/// `errc::bad_data` if the record's state cannot be read.
 [[nodiscard]] result<journal_write> migrate_v1(const instance_record& rec,
                                                std::span<const timer_record> timers,
-                                               std::span<const outbox_record> pending);
+                                               std::span<const outbox_record> pending,
+                                               std::span<const std::string> consumed = {});
 
 }  // namespace saga::legacy

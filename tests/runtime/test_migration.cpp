@@ -6,6 +6,12 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <deque>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
 #include <saga/engine.hpp>
 #include <saga/inmemory/memory_journal_store.hpp>
 #include <saga/inmemory/memory_store.hpp>
@@ -13,6 +19,7 @@
 #include <saga/participant.hpp>
 
 #include "legacy/migrate_v1.hpp"
+#include "machine/snapshot.hpp"
 #include "runtime/runtime.hpp"
 
 using namespace std::chrono_literals;
@@ -88,8 +95,9 @@ struct both_engines {
         REQUIRE(billing->start(ex));
     }
 
-    /// Stops today's engine and carries every instance over to the journal store.
-    void migrate() {
+    /// Stops today's engine and carries every instance over to the journal store, with the
+    /// message ids v1's inbox holds for each (`consumed`, by saga).
+    void migrate(const std::map<std::string, std::vector<std::string>>& consumed = {}) {
         old_engine->stop();
         old_engine.reset();
         billing.reset();
@@ -97,7 +105,11 @@ struct both_engines {
         auto timers = v1->timers(std::nullopt).value();
         auto pending = v1->pending_outbox(1000).value();
         for (const auto& rec : records) {
-            auto w = saga::legacy::migrate_v1(rec, timers, pending);
+            const auto ids = consumed.find(rec.id);
+            auto w = saga::legacy::migrate_v1(rec, timers, pending,
+                                              ids == consumed.end()
+                                                  ? std::span<const std::string>{}
+                                                  : std::span<const std::string>{ids->second});
             REQUIRE(w);
             REQUIRE(v2->commit(std::move(w).value()));
         }
@@ -181,4 +193,65 @@ TEST_CASE("a retry scheduled by v1 happens on the journal", "[runtime][migration
     w.settle();
     CHECK(w.reserves == 1);
     CHECK(w.status("m-3") == saga_status::waiting);
+}
+
+TEST_CASE("a signal v1 consumed is not taken again on the journal", "[runtime][migration]") {
+    both_engines w;
+    REQUIRE(w.old_engine->start("place_order", v1_order{}, {.id = "m-4"}));
+    w.old_engine->run_until_idle();  // the command is out, nobody answers yet
+    saga::envelope approval;
+    approval.message_id = "s-1";
+    approval.kind = saga::message_kind::event;
+    approval.type = "approval";
+    approval.saga_id = "m-4";
+    w.transport->async_send("saga.engine", approval, [](saga::result<void> r) { REQUIRE(r); });
+    w.old_engine->run_until_idle();
+    REQUIRE(w.v1->inbox_contains("m-4", "s-1").value());
+    auto rec = w.v1->load("m-4").value();
+    REQUIRE(rec.state["signals"]["approval"].size() == 1);  // kept until the wait opens
+
+    const std::vector<std::string> consumed{"s-1"};
+    auto write = saga::legacy::migrate_v1(rec, {}, {}, consumed);
+    REQUIRE(write);
+    auto st = saga::machine::decode_snapshot(*write.value().record.snapshot);
+    REQUIRE(st);
+    CHECK(st.value().consumed_ids == std::deque<std::string>{"s-1"});
+
+    // on the journal, the same message again is a repeat
+    w.migrate({{"m-4", consumed}});
+    REQUIRE(w.rt->call("m-4", saga::machine::signal_input{"approval", {}, "s-1"}));
+    w.settle();
+    CHECK(w.rt->inspect("m-4").value().state.signals["approval"].size() == 1);
+    w.start_billing(w.io.get_executor());
+    w.settle();
+    CHECK(w.status("m-4") == saga_status::completed);
+    CHECK(w.rt->inspect("m-4").value().state.signals["approval"].empty());
+}
+
+TEST_CASE("a waiting or paused v1 instance with a message still in the outbox is due at once",
+          "[runtime][migration]") {
+    both_engines w;
+    w.start_billing(w.old_engine->get_executor());
+    REQUIRE(w.old_engine->start("place_order", v1_order{}, {.id = "m-5"}));
+    w.old_engine->run_until_idle();
+    auto rec = w.v1->load("m-5").value();
+    REQUIRE(rec.status == saga_status::waiting);
+    const auto deadline =
+        saga::legacy::migrate_v1(rec, w.v1->timers(std::nullopt).value(), {}).value().head->wake_at;
+    REQUIRE(deadline);
+    CHECK(*deadline > rec.updated_at);  // the wait's deadline
+
+    saga::outbox_record unsent;
+    unsent.saga_id = "m-5";
+    unsent.destination = "billing";
+    unsent.message.saga_id = "m-5";
+    unsent.message.type = "notify";
+    const std::vector<saga::outbox_record> pending{unsent};
+    for (const auto status : {saga_status::waiting, saga_status::paused}) {
+        rec.status = status;
+        auto write = saga::legacy::migrate_v1(rec, w.v1->timers(std::nullopt).value(), pending);
+        REQUIRE(write);
+        CHECK(write.value().head->wake_at == rec.updated_at);
+        CHECK(write.value().record.output.size() == 1);
+    }
 }

@@ -84,6 +84,7 @@ result<instance_record> v1_instance(const SQLite::Statement& s) {
 
 using v1_timers = std::map<std::string, std::vector<timer_record>, std::less<>>;
 using v1_outbox = std::map<std::string, std::vector<outbox_record>, std::less<>>;
+using v1_inbox = std::map<std::string, std::vector<std::string>, std::less<>>;
 
 /// Every durable timer, by saga.
 result<v1_timers> read_v1_timers(SQLite::Database& db) {
@@ -126,6 +127,14 @@ result<v1_outbox> read_v1_outbox(SQLite::Database& db) {
     return out;
 }
 
+/// Every message id each saga consumed (the inbox, by saga).
+v1_inbox read_v1_inbox(SQLite::Database& db) {
+    v1_inbox out;
+    SQLite::Statement s(db, "SELECT saga_id, message_id FROM inbox ORDER BY saga_id, message_id");
+    while (s.executeStep()) out[column_text(s, 0)].push_back(column_text(s, 1));
+    return out;
+}
+
 /// A larger page cache for the migration's one transaction, the connection's own again after
 /// it: with the default (2 MiB) SQLite spills and frees dirty pages all along, and glibc then
 /// hands the top of the heap back and asks for it again for every few instances (measured: a
@@ -164,6 +173,7 @@ result<void> migrate_from_v1(SQLite::Database& db, std::string_view /*path*/, in
     }
     SAGA_TRY(const v1_timers timers, read_v1_timers(db));
     SAGA_TRY(const v1_outbox pending, read_v1_outbox(db));
+    const v1_inbox consumed = read_v1_inbox(db);
     const migration_cache cache(db);
     journal_row_statements rows(db);
     {
@@ -173,8 +183,8 @@ result<void> migrate_from_v1(SQLite::Database& db, std::string_view /*path*/, in
             "exclusive, data, state, created_at, updated_at FROM instances ORDER BY id");
         while (instances.executeStep()) {
             SAGA_TRY(const instance_record rec, v1_instance(instances));
-            auto converted =
-                legacy::migrate_v1(rec, rows_of(timers, rec.id), rows_of(pending, rec.id));
+            auto converted = legacy::migrate_v1(
+                rec, rows_of(timers, rec.id), rows_of(pending, rec.id), rows_of(consumed, rec.id));
             if (!converted) {
                 // "saga 'id': its v1 state cannot be read: ..."
                 return error{errc::store_failure, converted.error().message};

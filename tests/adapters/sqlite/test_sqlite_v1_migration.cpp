@@ -352,6 +352,38 @@ TEST_CASE(
     }
 }
 
+TEST_CASE(
+    "sqlite journal store: the message ids v1 consumed are carried over, so a repeated signal "
+    "stays a repeat",
+    "[sqlite][migration]") {
+    temp_dir dir;
+    const std::string path = copy_of_fixture(dir);
+    std::string v1_reply_id;
+    {
+        SQLite::Database db(path, SQLite::OPEN_READWRITE);
+        CHECK(db.exec("INSERT INTO inbox (saga_id, message_id) VALUES ('waiting', 'signal-7')") ==
+              1);
+        SQLite::Statement q(db,
+                            "SELECT message_id FROM inbox WHERE saga_id = 'waiting' AND "
+                            "message_id <> 'signal-7'");
+        REQUIRE(q.executeStep());
+        v1_reply_id = q.getColumn(0).getString();
+    }
+    auto store = open_journal_store(path);
+    auto journal = store->journal("waiting");
+    REQUIRE(journal);
+    REQUIRE(journal.value().size() == 1);
+    const auto snapshot = nlohmann::json::parse(journal.value().front().snapshot.value());
+    const auto consumed = snapshot.at("consumed").get<std::set<std::string>>();
+    CHECK(consumed == std::set<std::string>{"signal-7", v1_reply_id});
+    // another saga's ids stay its own
+    auto other = store->journal("done");
+    REQUIRE(other);
+    CHECK_FALSE(nlohmann::json::parse(other.value().front().snapshot.value())
+                    .value("consumed", std::set<std::string>{})
+                    .contains("signal-7"));
+}
+
 TEST_CASE("sqlite journal store: opening a migrated file again migrates nothing",
           "[sqlite][migration]") {
     temp_dir dir;
