@@ -891,10 +891,10 @@ void print_table(const std::vector<row>& rows) {
 void print_machine(const options& o, const std::string& load_at_start) {
     const std::string build = SAGA_BENCH_BUILD_TYPE;
     fmt::print(
-        "machine: nproc {}, {}; compiler {}; {} build; engine workers {}, {} client threads; "
-        "median of {} run{}; load average {} at the start, {} at the end; date {}\n",
+        "machine: nproc {}, {}; compiler {}; {} build; {} allocator; engine workers {}, {} client "
+        "threads; median of {} run{}; load average {} at the start, {} at the end; date {}\n",
         std::thread::hardware_concurrency(), cpu_model(), compiler(),
-        build.empty() ? "unknown" : build, o.workers, o.starters, o.runs, o.runs == 1 ? "" : "s",
+        build.empty() ? "unknown" : build, SAGA_ALLOCATOR_NAME, o.workers, o.starters, o.runs, o.runs == 1 ? "" : "s",
         load_at_start, load_average(), utc_now());
 }
 

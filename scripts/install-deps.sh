@@ -24,6 +24,8 @@ PACKAGES=(
     sqlite3
     catch2
     libssl-dev
+    # the allocator of the demo binary and the benchmarks (cmake/saga_allocator.cmake)
+    libmimalloc-dev
     chromium
     # the sanitizer builds of scripts/test.sh: clang++ 14 and its sanitizer runtimes
     clang

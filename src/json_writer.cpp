@@ -74,12 +74,40 @@ void append_json_string(std::string& out, std::string_view s) {
 }
 
 std::string dump_json(const nlohmann::json& j) {
-    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::string out;
+    append_json(out, j);
+    return out;
 }
 
 void append_json(std::string& out, const nlohmann::json& j) {
-    // Strings and numbers, the common leaves, without a temporary.
+    // Containers, strings and integers directly: a data dump is mostly these, and nlohmann's
+    // serializer writes through an output adapter a few characters at a time. Floats (their
+    // shortest round-trip text is nlohmann's own), binary values and the rest go to nlohmann.
     switch (j.type()) {
+        case nlohmann::json::value_t::object: {
+            out += '{';
+            bool first = true;
+            for (const auto& [key, value] : j.get_ref<const nlohmann::json::object_t&>()) {
+                if (!first) out += ',';
+                first = false;
+                append_json_string(out, key);
+                out += ':';
+                append_json(out, value);
+            }
+            out += '}';
+            return;
+        }
+        case nlohmann::json::value_t::array: {
+            out += '[';
+            bool first = true;
+            for (const auto& value : j.get_ref<const nlohmann::json::array_t&>()) {
+                if (!first) out += ',';
+                first = false;
+                append_json(out, value);
+            }
+            out += ']';
+            return;
+        }
         case nlohmann::json::value_t::string:
             append_json_string(out, j.get_ref<const std::string&>());
             return;
@@ -95,7 +123,7 @@ void append_json(std::string& out, const nlohmann::json& j) {
         }
         case nlohmann::json::value_t::boolean: out += j.get<bool>() ? "true" : "false"; return;
         case nlohmann::json::value_t::null: out += "null"; return;
-        default: out += dump_json(j);
+        default: out += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     }
 }
 

@@ -5,7 +5,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+#include <random>
 #include <string>
+#include <vector>
 
 using Catch::Matchers::Contains;
 
@@ -92,6 +95,56 @@ TEST_CASE("encode writes what nlohmann writes for the envelope's JSON, without a
     CHECK(saga::encode(e) == nlohmann::json(e).dump());
     e.payload = "just a string";
     CHECK(saga::encode(e) == nlohmann::json(e).dump());
+}
+
+namespace {
+
+/// A random JSON value of every kind, nested up to `depth` levels.
+nlohmann::json random_json(std::mt19937& rng, int depth) {
+    static const std::vector<std::string> strings = {"",
+                                                     "plain",
+                                                     "quote \" backslash \\",
+                                                     "tab\tnl\n",
+                                                     "caf\xc3\xa9 \xf0\x9f\x9a\x80",
+                                                     std::string("nul\0in", 7),
+                                                     "\x01\x1f",
+                                                     "key with spaces"};
+    const auto pick = [&](std::size_t n) {
+        return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng);
+    };
+    switch (pick(depth > 0 ? 9 : 7)) {
+        case 0: return nullptr;
+        case 1: return pick(2) == 0;
+        case 2: return static_cast<std::int64_t>(rng()) - static_cast<std::int64_t>(rng()) * 4096;
+        case 3: return static_cast<std::uint64_t>(rng()) << 32 | rng();
+        case 4: return std::vector<double>{0.1, -0.0, 1e300, 2.5, -1.0 / 3}[pick(5)];
+        case 5:
+        case 6: return strings[pick(strings.size())];
+        case 7: {
+            auto a = nlohmann::json::array();
+            for (std::size_t i = pick(5); i > 0; --i) a.push_back(random_json(rng, depth - 1));
+            return a;
+        }
+        default: {
+            auto o = nlohmann::json::object();
+            for (std::size_t i = pick(5); i > 0; --i)
+                o[strings[pick(strings.size())] + std::to_string(i)] = random_json(rng, depth - 1);
+            return o;
+        }
+    }
+}
+
+}  // namespace
+
+TEST_CASE("encode writes nlohmann's text for payloads of every kind and nesting",
+          "[envelope][json]") {
+    std::mt19937 rng(20261208);
+    auto e = full_envelope();
+    for (int i = 0; i < 2000; ++i) {
+        e.payload = random_json(rng, 4);
+        INFO(e.payload.dump());
+        REQUIRE(saga::encode(e) == nlohmann::json(e).dump());
+    }
 }
 
 TEST_CASE("encode replaces invalid UTF-8 instead of throwing", "[envelope][json][errors]") {
