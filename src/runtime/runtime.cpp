@@ -15,6 +15,7 @@
 
 #include <saga/json_limits.hpp>
 
+#include "../json_writer.hpp"
 #include "../machine/ids.hpp"
 #include "../machine/replay.hpp"
 
@@ -318,7 +319,7 @@ result<std::string> runtime::start(start_request r) {
     journal_record kept;
     auto w = write_of(r.id, 1, now, d, kept);
     SAGA_TRY(auto text, a->data->to_json());
-    w.record.data = text.dump();
+    w.record.data = saga::detail::dump_json(text);
     instance_head h;
     h.id = r.id;
     h.definition = def->model->name;
@@ -495,7 +496,7 @@ void runtime::drain(const std::shared_ptr<actor>& a) {
     w.record.released_through = kept.released_through = a->released_through;
     if (d.data_changed) {
         auto j = a->data->to_json();
-        if (j) w.record.data = j.value().dump();
+        if (j) w.record.data = saga::detail::dump_json(j.value());
     }
     // The head changes when what it holds changes; its wake-up time only ever moves earlier
     // (or is renewed once it has passed), so it is never later than what is really due.
