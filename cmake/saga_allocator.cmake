@@ -35,7 +35,8 @@ elseif(NOT saga_allocator_effective STREQUAL "system")
 endif()
 message(STATUS "saga: executables use the ${saga_allocator_effective} allocator")
 
-# Links the chosen allocator into executable `target` (first, so that it replaces malloc).
+# Links the chosen allocator into executable `target`: the dynamic linker finds its malloc and
+# free before libc's (libc comes last), so it serves the whole process.
 function(saga_use_allocator target)
   if(saga_allocator_library)
     target_link_libraries(${target} PRIVATE ${saga_allocator_library})
