@@ -894,8 +894,8 @@ void print_machine(const options& o, const std::string& load_at_start) {
         "machine: nproc {}, {}; compiler {}; {} build; {} allocator; engine workers {}, {} client "
         "threads; median of {} run{}; load average {} at the start, {} at the end; date {}\n",
         std::thread::hardware_concurrency(), cpu_model(), compiler(),
-        build.empty() ? "unknown" : build, SAGA_ALLOCATOR_NAME, o.workers, o.starters, o.runs, o.runs == 1 ? "" : "s",
-        load_at_start, load_average(), utc_now());
+        build.empty() ? "unknown" : build, SAGA_ALLOCATOR_NAME, o.workers, o.starters, o.runs,
+        o.runs == 1 ? "" : "s", load_at_start, load_average(), utc_now());
 }
 
 // ---- waiting and reopen -----------------------------------------------------------------------

@@ -7,6 +7,7 @@
 #include "../instance_state.hpp"
 #include "../machine/instance.hpp"
 #include "../machine/snapshot.hpp"
+#include "../machine/status_rules.hpp"
 
 namespace saga::legacy {
 
@@ -88,8 +89,8 @@ result<journal_write> migrate_v1(const instance_record& rec, std::span<const tim
     const bool output_out =
         std::any_of(pending.begin(), pending.end(),
                     [&](const outbox_record& o) { return o.saga_id == rec.id; });
-    if (output_out && !is_terminal(rec.status) && rec.status != saga_status::running &&
-        rec.status != saga_status::compensating && (!h.wake_at || *h.wake_at > rec.updated_at))
+    if (output_out && machine::due_for_output(rec.status) &&
+        (!h.wake_at || *h.wake_at > rec.updated_at))
         h.wake_at = rec.updated_at;
     h.version = 1;
     h.created_at = rec.created_at;

@@ -38,4 +38,16 @@ enum class progress { done, blocked, failed };
     return any_waiting ? saga_status::waiting : saga_status::running;
 }
 
+/// The statuses recovery loads at open: an instance in them may have output to send again or
+/// a local step to run again. Others are loaded when due.
+[[nodiscard]] inline bool recovered_by_status(saga_status s) noexcept {
+    return s == saga_status::running || s == saga_status::compensating;
+}
+
+/// Whether an instance in status `s` with output not yet released must be made due (now) to be
+/// loaded after a restart: unfinished, and not among those recovery loads anyway.
+[[nodiscard]] inline bool due_for_output(saga_status s) noexcept {
+    return !is_terminal(s) && !recovered_by_status(s);
+}
+
 }  // namespace saga::machine

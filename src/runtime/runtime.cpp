@@ -18,6 +18,7 @@
 #include "../json_writer.hpp"
 #include "../machine/ids.hpp"
 #include "../machine/replay.hpp"
+#include "../machine/status_rules.hpp"
 
 namespace saga::runtime {
 
@@ -34,14 +35,9 @@ std::string new_id() {
     return fmt::format("{:016x}{:016x}", rng(), rng());
 }
 
-/// The statuses recovery loads at open: an instance in them may have output to send again or
-/// a local step to run again.
+/// What machine::recovered_by_status accepts, for the store's query at open.
 std::vector<saga_status> recovered_statuses() {
     return {saga_status::running, saga_status::compensating};
-}
-
-bool recovered_by_status(saga_status s) {
-    return s == saga_status::running || s == saga_status::compensating;
 }
 
 bool valid_saga_id(std::string_view id) {
@@ -506,8 +502,7 @@ void runtime::drain(const std::shared_ptr<actor>& a) {
     // output still out (paused while its command could not be sent) is made due now, so that
     // a restart loads it and sends that output instead of holding it until it moves again.
     const bool output_out = !w.record.output.empty() || a->output_through > a->released_through;
-    if (output_out && !recovered_by_status(a->state.status) && !is_terminal(a->state.status))
-        wake = now;
+    if (output_out && machine::due_for_output(a->state.status)) wake = now;
     const bool stale_wake = a->head.wake_at && *a->head.wake_at <= now;
     const bool earlier = wake && (!a->head.wake_at || *wake < *a->head.wake_at);
     if (a->state.status != a->head.status || a->state.exclusive != a->head.exclusive || earlier ||
